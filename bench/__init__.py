@@ -1,0 +1,1 @@
+"""meterflow benchmarks: `make bench`. Ratios against baselines run in the same process."""

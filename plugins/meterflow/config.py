@@ -1,0 +1,115 @@
+"""Settings: the one home of every meterflow knob.
+
+Each knob has a default here. An environment variable ``MF_<NAME>`` overrides the default, and
+inside a running Airflow task an Airflow Variable ``mf_<name>`` overrides both (so a user can
+change, say, the sponsor's address in the UI without a deploy). Nothing here touches the
+metadata DB at import time: Variables are looked up only when a task asks for a value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from meterflow import REPO_DIR
+
+
+@dataclass(frozen=True)
+class Knob:
+    name: str
+    default: Callable[[], Any] | Any
+    cast: Callable[[str], Any]
+    doc: str
+
+    @property
+    def env(self) -> str:
+        return f"MF_{self.name.upper()}"
+
+    @property
+    def variable(self) -> str:
+        return f"mf_{self.name.lower()}"
+
+
+def _var_dir() -> Path:
+    return Path(os.environ.get("MF_VAR", REPO_DIR / "var"))
+
+
+def _bool(text: str) -> bool:
+    return text.strip().lower() in {"1", "true", "yes", "on"}
+
+
+KNOBS: dict[str, Knob] = {
+    k.name: k
+    for k in [
+        Knob("var", _var_dir, Path, "Working state of the local stack and outputs."),
+        Knob("landing_dir", lambda: _var_dir() / "landing", Path,
+             "Landing folder: one subfolder per feed, plus processed/ and failed/."),
+        Knob("warehouse_conn_id", "meter_warehouse", str, "Airflow connection of the warehouse."),
+        Knob("aws_conn_id", "aws_default", str, "Airflow connection of S3."),
+        Knob("smtp_conn_id", "smtp_default", str, "Airflow connection of the SMTP server."),
+        Knob("fs_conn_id", "fs_default", str, "Airflow filesystem connection of the landing folder."),
+        Knob("s3_bucket", "meterflow", str, "Bucket for raw files, archives, reports, Data Docs."),
+        Knob("sponsor_email", "bob@btl.com", str,
+             "Recipients of the deliverables (comma-separated)."),
+        Knob("alert_email", "bob@btl.com", str, "Data owner who receives failure alerts."),
+        Knob("local_tz", "Europe/London", str, "Zone of local times unless a feed says otherwise."),
+        Knob("max_kwh", 25.0, float,
+             "Highest plausible kWh in one 30-minute interval; above it a reading is rejected."),
+        Knob("retention_days", 30, int, "Readings older than this are archived to S3."),
+        Knob("staging_retention_days", 7, int, "Staging rows of promoted batches kept this long."),
+        Knob("data_docs_dir", lambda: _var_dir() / "data_docs", Path, "GX Data Docs site."),
+        Knob("reports_dir", lambda: _var_dir() / "reports", Path, "Charts and report files."),
+        Knob("outbox_dir", lambda: _var_dir() / "outbox", Path,
+             "Maildir of the local SMTP stand-in (tests and demo read mail here)."),
+        Knob("attachment_limit_mb", 10.0, float,
+             "Larger attachments go to S3 and the email carries a presigned link."),
+        Knob("check_schema", True, _bool,
+             "Apply pending warehouse migrations at the start of DAG runs."),
+    ]
+}
+
+
+def _in_task() -> bool:
+    try:
+        from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _variable(name: str) -> str | None:
+    """The Airflow Variable ``name`` when running inside a task, else None."""
+    if not _in_task():
+        return None
+    from airflow.sdk import Variable
+
+    try:
+        return Variable.get(name, default=None)
+    except KeyError:
+        return None
+
+
+def get(name: str) -> Any:
+    """The value of knob ``name``: Airflow Variable > environment > default."""
+    knob = KNOBS[name]
+    raw = _variable(knob.variable)
+    if raw is None:
+        raw = os.environ.get(knob.env)
+    if raw is not None and raw != "":
+        try:
+            return knob.cast(raw)
+        except ValueError as exc:
+            raise ValueError(f"setting {knob.env}/{knob.variable}={raw!r}: {exc}") from exc
+    return knob.default() if callable(knob.default) else knob.default
+
+
+def describe() -> list[tuple[str, str, str, str]]:
+    """(env var, Airflow Variable, default, meaning) for every knob; used by the README test."""
+    out = []
+    for k in KNOBS.values():
+        default = "<repo>/var/..." if callable(k.default) else str(k.default)
+        out.append((k.env, k.variable, default, k.doc))
+    return out
