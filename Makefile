@@ -39,6 +39,7 @@ demo: up ## run the whole pipeline on generated sample data through Airflow; pri
 	@$(ENV) python -m meterflow.demo
 
 test: services ## the whole test suite against the real local stack
+	@command -v strace >/dev/null || { apt-get update -qq && apt-get install -y -qq strace >/dev/null; }
 	@$(ENV) python -m pytest -q -p no:cacheprovider --timeout=900
 
 test-unit: setup ## only the tests that need no service

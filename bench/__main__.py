@@ -14,7 +14,9 @@ from bench.common import report
 
 
 def main(argv: list[str]) -> int:
-    names = sorted(m.name[6:] for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_"))
+    names = sorted(
+        m.name[6:] for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_")
+    )
     chosen = argv or names
     unknown = set(chosen) - set(names)
     if unknown:

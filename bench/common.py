@@ -77,11 +77,15 @@ def report(results: list[Result]) -> None:
     machine = f"{platform.node()} {os.cpu_count()} cores {platform.python_version()}"
     with (out_dir / "results.jsonl").open("a") as fh:
         for r in results:
-            fh.write(json.dumps({**asdict(r), "rate": r.rate, "at": stamp, "machine": machine}) + "\n")
+            fh.write(
+                json.dumps({**asdict(r), "rate": r.rate, "at": stamp, "machine": machine}) + "\n"
+            )
     print(f"\n{'bench':<12} {'case':<38} {'rows':>11} {'s':>8} {'rows/s':>11}  vs baseline")
     for r in results:
         ratio = f"{r.ratio:6.2f}x {r.baseline}" if r.ratio is not None else ""
-        print(f"{r.bench:<12} {r.case:<38} {r.rows:>11,} {r.seconds:>8.2f} {r.rate:>11,.0f}  {ratio}")
+        print(
+            f"{r.bench:<12} {r.case:<38} {r.rows:>11,} {r.seconds:>8.2f} {r.rate:>11,.0f}  {ratio}"
+        )
         if r.note:
             print(f"{'':<12} {r.note}")
 

@@ -110,14 +110,17 @@ def s3_client():
 
     port = os.environ.get("MF_S3_PORT", "5001")
     client = boto3.client(
-        "s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="eu-west-2",
-        aws_access_key_id="meterflow-local", aws_secret_access_key="meterflow-local",
+        "s3",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="eu-west-2",
+        aws_access_key_id="meterflow-local",
+        aws_secret_access_key="meterflow-local",
     )
     try:
         client.create_bucket(
             Bucket=TEST_BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-2"}
         )
-    except Exception as exc:  # noqa: BLE001 - turn "no server" into one clear message
+    except Exception as exc:
         pytest.exit(f"the local S3 endpoint on port {port} is not answering: {exc}", returncode=3)
     yield client
 
@@ -159,7 +162,9 @@ def airflow_db() -> None:
                 admin.execute("CREATE DATABASE airflow_test OWNER airflow")
         subprocess.run(
             [sys.executable, "-m", "airflow", "db", "migrate"],
-            check=True, env=os.environ.copy(), capture_output=True,
+            check=True,
+            env=os.environ.copy(),
+            capture_output=True,
         )
 
 

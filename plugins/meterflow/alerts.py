@@ -13,7 +13,11 @@ log = logging.getLogger("meterflow.alerts")
 
 
 def notify_failure(
-    *, dag_id: str, task_id: str, run_id: str, exception: BaseException | None,
+    *,
+    dag_id: str,
+    task_id: str,
+    run_id: str,
+    exception: BaseException | None,
     context: dict[str, Any] | None = None,
 ) -> None:
     log.error("ALERT task failure dag=%s task=%s run=%s: %s", dag_id, task_id, run_id, exception)

@@ -45,29 +45,52 @@ KNOBS: dict[str, Knob] = {
     k.name: k
     for k in [
         Knob("var", _var_dir, Path, "Working state of the local stack and outputs."),
-        Knob("landing_dir", lambda: _var_dir() / "landing", Path,
-             "Landing folder: one subfolder per feed, plus processed/ and failed/."),
+        Knob(
+            "landing_dir",
+            lambda: _var_dir() / "landing",
+            Path,
+            "Landing folder: one subfolder per feed, plus processed/ and failed/.",
+        ),
         Knob("warehouse_conn_id", "meter_warehouse", str, "Airflow connection of the warehouse."),
         Knob("aws_conn_id", "aws_default", str, "Airflow connection of S3."),
         Knob("smtp_conn_id", "smtp_default", str, "Airflow connection of the SMTP server."),
-        Knob("fs_conn_id", "fs_default", str, "Airflow filesystem connection of the landing folder."),
+        Knob(
+            "fs_conn_id", "fs_default", str, "Airflow filesystem connection of the landing folder."
+        ),
         Knob("s3_bucket", "meterflow", str, "Bucket for raw files, archives, reports, Data Docs."),
-        Knob("sponsor_email", "bob@btl.com", str,
-             "Recipients of the deliverables (comma-separated)."),
+        Knob(
+            "sponsor_email", "bob@btl.com", str, "Recipients of the deliverables (comma-separated)."
+        ),
         Knob("alert_email", "bob@btl.com", str, "Data owner who receives failure alerts."),
         Knob("local_tz", "Europe/London", str, "Zone of local times unless a feed says otherwise."),
-        Knob("max_kwh", 25.0, float,
-             "Highest plausible kWh in one 30-minute interval; above it a reading is rejected."),
+        Knob(
+            "max_kwh",
+            25.0,
+            float,
+            "Highest plausible kWh in one 30-minute interval; above it a reading is rejected.",
+        ),
         Knob("retention_days", 30, int, "Readings older than this are archived to S3."),
         Knob("staging_retention_days", 7, int, "Staging rows of promoted batches kept this long."),
         Knob("data_docs_dir", lambda: _var_dir() / "data_docs", Path, "GX Data Docs site."),
         Knob("reports_dir", lambda: _var_dir() / "reports", Path, "Charts and report files."),
-        Knob("outbox_dir", lambda: _var_dir() / "outbox", Path,
-             "Maildir of the local SMTP stand-in (tests and demo read mail here)."),
-        Knob("attachment_limit_mb", 10.0, float,
-             "Larger attachments go to S3 and the email carries a presigned link."),
-        Knob("check_schema", True, _bool,
-             "Apply pending warehouse migrations at the start of DAG runs."),
+        Knob(
+            "outbox_dir",
+            lambda: _var_dir() / "outbox",
+            Path,
+            "Maildir of the local SMTP stand-in (tests and demo read mail here).",
+        ),
+        Knob(
+            "attachment_limit_mb",
+            10.0,
+            float,
+            "Larger attachments go to S3 and the email carries a presigned link.",
+        ),
+        Knob(
+            "check_schema",
+            True,
+            _bool,
+            "Apply pending warehouse migrations at the start of DAG runs.",
+        ),
     ]
 }
 

@@ -40,7 +40,12 @@ def on_failure(context: dict[str, Any]) -> None:
     where = f"{task_id}[{map_index}]" if map_index not in (-1, None) else task_id
     log.error(
         "meterflow task failed: dag=%s task=%s run=%s try=%s error=%s: %s",
-        dag_id, where, run_id, try_number, type(exc).__name__ if exc else "?", exc,
+        dag_id,
+        where,
+        run_id,
+        try_number,
+        type(exc).__name__ if exc else "?",
+        exc,
     )
     from meterflow import alerts
 

@@ -39,9 +39,16 @@ def test_fresh_database_gets_every_schema_and_table(empty_db):
         )
     }
     assert {
-        "staging.reading", "meter.meter", "meter.readings_a", "meter.readings_b",
-        "meter.readings_c", "audit.load_batch", "audit.rejected_row", "audit.quality_result",
-        "audit.archive_run", "audit.delivery",
+        "staging.reading",
+        "meter.meter",
+        "meter.readings_a",
+        "meter.readings_b",
+        "meter.readings_c",
+        "audit.load_batch",
+        "audit.rejected_row",
+        "audit.quality_result",
+        "audit.archive_run",
+        "audit.delivery",
     } <= tables
     kinds = dict(
         empty_db.execute(
@@ -66,7 +73,7 @@ def test_an_edited_applied_migration_is_refused(empty_db, tmp_path):
     warehouse.migrate(empty_db, copy)
     first = sorted(copy.glob("V001__*.sql"))[0]
     first.write_text(first.read_text() + "\n-- an edit after the fact\n")
-    with pytest.raises(warehouse.MigrationError, match="V001__.*edited after it was applied"):
+    with pytest.raises(warehouse.MigrationError, match=r"V001__.*edited after it was applied"):
         warehouse.migrate(empty_db, copy)
 
 
@@ -103,7 +110,5 @@ def test_partitions_are_created_monthly_on_demand(db):
     db.execute(
         "INSERT INTO meter.readings_b VALUES ('SMR89134B', '2025-04-30 23:30Z', 1.5, 'A', 1, now())"
     )
-    where = db.execute(
-        "SELECT tableoid::regclass::text FROM meter.readings_b"
-    ).fetchone()[0]
+    where = db.execute("SELECT tableoid::regclass::text FROM meter.readings_b").fetchone()[0]
     assert where == "meter.readings_b_202504"

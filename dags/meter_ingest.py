@@ -1,0 +1,119 @@
+"""
+### meter_ingest — landed meter files into the warehouse, cleansed, exactly once
+
+**What it does.** A deferrable FileSensor watches the landing folder (`MF_LANDING_DIR`,
+connection `fs_default`) for files in a feed folder — `spreadsheets/` (xlsx/csv, long or
+wide), `nem12/`, `stream/` (the packet receiver's segments), or any feed added in
+`include/config/feeds.yaml`. Each new file is loaded by its own mapped task: read, cleansed
+(timestamps to UTC interval starts, Wh → kWh, invalid rows rejected with a reason code,
+duplicates dropped), COPY'd into `staging.reading` with its `audit.load_batch` row in one
+transaction, its raw bytes put on S3 under `raw/<feed>/<yyyy>/<mm>/<dd>/`, and the file moved
+to `processed/<feed>/`. A file that cannot be read at all fails only its own task and goes to
+`failed/<feed>/` with a `<name>.error.txt`. A file already loaded (same sha256) is skipped.
+
+**Writes.** `staging.reading`, `audit.load_batch`, `audit.rejected_row`; emits the Asset
+`meter_staging` with `{"batch_ids": [...]}`, which starts `meter_quality`.
+
+**Run by hand.** Trigger with no params to take everything waiting in the landing folder, or
+with `path` = one file (absolute, or relative to the landing folder) to load just that file.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.providers.standard.sensors.filesystem import FileSensor
+from airflow.sdk import Param, dag, get_current_context, task
+
+from meterflow import conventions
+
+LANDED = "*/*.*"  # a file directly in a feed folder; processed/ and failed/ keep files deeper
+
+
+@dag(
+    dag_id="meter_ingest",
+    schedule="*/5 * * * *",
+    start_date=conventions.START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=conventions.default_args(),
+    tags=conventions.tags("ingest"),
+    doc_md=__doc__,
+    params={
+        "path": Param(
+            None,
+            type=["null", "string"],
+            description="Load only this file (absolute, or relative to the landing folder).",
+        ),
+    },
+)
+def meter_ingest():
+    @task
+    def check_schema() -> int:
+        """Apply pending warehouse migrations (a no-op when up to date)."""
+        from meterflow import config, warehouse
+
+        return warehouse.ensure_schema() if config.get("check_schema") else 0
+
+    wait_for_files = FileSensor(
+        task_id="wait_for_files",
+        fs_conn_id="fs_default",
+        filepath="{{ params.path or '" + LANDED + "' }}",
+        deferrable=True,
+        poke_interval=30,
+        timeout=timedelta(minutes=4, seconds=30),
+        soft_fail=True,
+        retries=0,
+    )
+
+    @task
+    def list_files() -> list[str]:
+        """The files to load this run, one mapped load task each."""
+        from pathlib import Path
+
+        from meterflow import config, ingest
+
+        path = get_current_context()["params"].get("path")
+        landing = Path(config.get("landing_dir"))
+        if path:
+            chosen = Path(path) if Path(path).is_absolute() else landing / path
+            return [str(chosen)]
+        return [str(p) for p in ingest.landed_files(landing)]
+
+    @task(max_active_tis_per_dagrun=4, retries=3)
+    def load(path: str) -> dict:
+        """Load one file as one batch (one transaction); log its accounting line."""
+        from dataclasses import asdict
+        from pathlib import Path
+
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from meterflow import ingest, readers
+
+        try:
+            result = ingest.load_file(Path(path))
+        except readers.UnreadableFile as exc:
+            # Not transient: retrying cannot fix the file. Fail this file only.
+            raise AirflowFailException(str(exc)) from exc
+        return asdict(result)
+
+    @task(trigger_rule="all_done", outlets=[conventions.STAGING])
+    def announce(results: list[dict | None]) -> list[int]:
+        """Emit meter_staging with the new batch ids (skipped when nothing was staged)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        batch_ids = sorted(
+            r["batch_id"] for r in results if r and r.get("batch_id") and not r["skipped_reason"]
+        )
+        if not batch_ids:
+            raise AirflowSkipException("no new batch staged in this run")
+        context = get_current_context()
+        context["outlet_events"][conventions.STAGING].extra = {"batch_ids": batch_ids}
+        return batch_ids
+
+    files = list_files()
+    check_schema() >> wait_for_files >> files
+    announce(load.expand(path=files))
+
+
+meter_ingest()

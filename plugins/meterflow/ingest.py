@@ -1,0 +1,464 @@
+"""Loading one landed file into the warehouse: read → cleanse → COPY, exactly once.
+
+One file is one batch and one transaction: its audit.load_batch row, its staged rows
+(staging.reading) and its rejects (audit.rejected_row) commit together or not at all, so a
+load killed at any point leaves nothing behind and the re-run loads the file once. A file whose
+sha256 is already loaded is skipped. Rows are accounted for exactly:
+rows read = staged + rejected + duplicates dropped.
+
+Speed: rows go to PostgreSQL with COPY in CSV form written by pyarrow (repeated values —
+meter ids, interval starts, the batch's ingested_at — are formatted once and written as
+dictionary arrays). Duplicates are found across the whole file in memory on compact int64 keys,
+and only when there are any does SQL touch the staged rows again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psycopg
+
+from meterflow import config, warehouse
+from meterflow.models import REJECT_COLUMNS, BatchStatus, LoadResult, Reason
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+    from meterflow.feeds import Feed
+
+log = logging.getLogger(__name__)
+
+STAGING_COPY = (
+    "COPY staging.reading (batch_id, row_no, meter_id, source, interval_start, kwh, quality, "
+    "ingested_at) FROM STDIN (FORMAT csv)"
+)
+REJECT_COPY = (
+    "COPY audit.rejected_row (batch_id, row_no, location, meter_id, reason, detail, raw) "
+    "FROM STDIN (FORMAT csv)"
+)
+_COPY_BLOCK = 1 << 20
+PROCESSED = "processed"
+FAILED = "failed"
+
+
+class FileAlreadyLoaded(Exception):
+    """The file's sha256 is already loaded (or being loaded) as another batch."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --- serialisation for COPY ---------------------------------------------------------------
+
+
+def _epoch_seconds(series: pd.Series) -> np.ndarray:
+    """int64 seconds since the epoch of a tz-aware datetime series."""
+    naive = series.dt.tz_convert("UTC").dt.tz_localize(None)
+    return naive.to_numpy(dtype="datetime64[s]").astype("int64")
+
+
+def _dict_strings(values: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """(unique values as strings, int32 indices) for a column with many repeats."""
+    import numpy as np
+
+    uniques, inverse = np.unique(values, return_inverse=True)
+    return [str(u) for u in uniques], inverse.astype("int32")
+
+
+def _clean_to_csv(clean: pd.DataFrame, batch_id: int, ingested_at: str) -> bytes:
+    """The cleansed chunk as COPY CSV for staging.reading, fast (no per-row Python)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    n = len(clean)
+    ts = _epoch_seconds(clean["interval_start"])
+    uniq_ts, ts_idx = np.unique(ts, return_inverse=True)
+    ts_text = np.datetime_as_string(uniq_ts.astype("datetime64[s]"), unit="s").astype(object) + "Z"
+    meters, meter_idx = _dict_strings(clean["meter_id"].to_numpy(dtype=object))
+    sources, source_idx = _dict_strings(clean["source"].to_numpy(dtype=object))
+    qualities, quality_idx = _dict_strings(clean["quality"].to_numpy(dtype=object))
+    zeros = np.zeros(n, dtype="int32")
+    table = pa.table(
+        {
+            "batch_id": pa.DictionaryArray.from_arrays(zeros, pa.array([str(batch_id)])),
+            "row_no": pa.array(clean["row_no"].to_numpy(dtype="int64")),
+            "meter_id": pa.DictionaryArray.from_arrays(meter_idx, pa.array(meters)),
+            "source": pa.DictionaryArray.from_arrays(source_idx, pa.array(sources)),
+            "interval_start": pa.DictionaryArray.from_arrays(
+                ts_idx.astype("int32"), pa.array(list(ts_text))
+            ),
+            "kwh": pa.array(np.round(clean["kwh"].to_numpy(dtype="float64"), 6)),
+            "quality": pa.DictionaryArray.from_arrays(quality_idx, pa.array(qualities)),
+            "ingested_at": pa.DictionaryArray.from_arrays(zeros, pa.array([ingested_at])),
+        }
+    )
+    buf = io.BytesIO()
+    pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+    return buf.getvalue()
+
+
+def _rejects_to_csv(rejects: pd.DataFrame, batch_id: int) -> bytes:
+    """Rejects are few: the csv module is plenty."""
+    import csv
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    for rec in rejects[REJECT_COLUMNS].itertuples(index=False):
+        row_no, location, meter_id, reason, detail, raw = rec
+        writer.writerow(
+            [batch_id, int(row_no), _none(location), _none(meter_id), reason, _none(detail), raw]
+        )
+    return buf.getvalue().encode("utf-8")
+
+
+def _none(value: object) -> object:
+    """NULL for COPY csv: an unquoted empty field."""
+    if value is None:
+        return ""
+    try:
+        import pandas as pd
+
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return value
+
+
+def _copy(cur: psycopg.Cursor, statement: str, data: bytes) -> None:
+    with cur.copy(statement) as copy:
+        for start in range(0, len(data), _COPY_BLOCK):
+            copy.write(data[start : start + _COPY_BLOCK])
+
+
+# --- duplicates -------------------------------------------------------------------------------
+
+
+@dataclass
+class _DuplicateTracker:
+    """Finds duplicate (meter, interval) readings across all chunks of one file.
+
+    Keeps compact int64 arrays per chunk: a key (meter code × 2^32 + interval number) and a
+    value fingerprint (kWh in micro-kWh and the quality), so a file of millions of rows costs
+    a few tens of MB and one sort at the end.
+    """
+
+    meter_codes: dict[str, int] = field(default_factory=dict)
+    keys: list[np.ndarray] = field(default_factory=list)
+    values: list[np.ndarray] = field(default_factory=list)
+    meter_names: list[str] = field(default_factory=list)
+
+    def add(self, clean: pd.DataFrame) -> None:
+        import numpy as np
+        import pandas as pd
+
+        if clean.empty:
+            return
+        codes, uniques = pd.factorize(clean["meter_id"], sort=False)
+        mapping = np.empty(len(uniques), dtype="int64")
+        for i, name in enumerate(uniques):
+            code = self.meter_codes.get(name)
+            if code is None:
+                code = self.meter_codes[name] = len(self.meter_codes)
+                self.meter_names.append(name)
+            mapping[i] = code
+        slot = _epoch_seconds(clean["interval_start"]) // 1800
+        self.keys.append(mapping[codes] * (1 << 32) + slot)
+        qual = clean["quality"].map({"A": 0, "E": 1, "S": 2, "F": 3}).to_numpy(dtype="int64")
+        micro = np.round(clean["kwh"].to_numpy(dtype="float64") * 1_000_000).astype("int64")
+        self.values.append(micro * 4 + qual)
+
+    def resolve(self) -> tuple[list[tuple[str, datetime, int]], list[tuple[str, datetime, int]]]:
+        """(exact, conflicting): duplicate (meter, interval) keys with their row counts.
+
+        Exact: every copy has the same kWh and quality; all but one are dropped. Conflicting:
+        the copies disagree; nobody can say which is right, so every copy is rejected.
+        """
+        import numpy as np
+
+        if not self.keys:
+            return [], []
+        keys = np.concatenate(self.keys)
+        values = np.concatenate(self.values)
+        order = np.argsort(keys, kind="stable")
+        keys, values = keys[order], values[order]
+        dup = np.zeros(len(keys), dtype=bool)
+        dup[1:] = keys[1:] == keys[:-1]
+        if not dup.any():
+            return [], []
+        starts = np.flatnonzero(~dup)
+        group = np.cumsum(~dup) - 1
+        sizes = np.diff(np.r_[starts, len(keys)])
+        conflicted = np.zeros(len(starts), dtype=bool)
+        conflicted[group[dup & (values != values[starts[group]])]] = True
+        exact, conflicts = [], []
+        for g in np.flatnonzero(sizes > 1):
+            key = int(keys[starts[g]])
+            item = (
+                self.meter_names[key >> 32],
+                datetime.fromtimestamp((key & 0xFFFFFFFF) * 1800, tz=UTC),
+                int(sizes[g]),
+            )
+            (conflicts if conflicted[g] else exact).append(item)
+        return exact, conflicts
+
+
+_CONFLICT_REJECTS = """
+INSERT INTO audit.rejected_row (batch_id, row_no, meter_id, reason, detail, raw)
+SELECT r.batch_id, r.row_no, r.meter_id, %(reason)s,
+       format('meter %%s interval %%s has %%s different readings in this file (rows %%s)',
+              r.meter_id, to_char(r.interval_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI"Z"'),
+              k.n, string_agg(r.row_no::text, ', ') OVER w),
+       jsonb_build_object('meter_id', r.meter_id, 'interval_start', r.interval_start,
+                          'kwh', r.kwh, 'quality', r.quality)
+  FROM staging.reading r JOIN _dup_keys k USING (meter_id, interval_start)
+ WHERE r.batch_id = %(batch_id)s AND k.conflict
+WINDOW w AS (PARTITION BY r.meter_id, r.interval_start ORDER BY r.row_no
+             ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+"""
+_CONFLICT_DELETE = """
+DELETE FROM staging.reading r USING _dup_keys k
+ WHERE r.batch_id = %(batch_id)s AND k.conflict
+   AND r.meter_id = k.meter_id AND r.interval_start = k.interval_start
+"""
+_EXACT_DELETE = """
+DELETE FROM staging.reading r USING (
+    SELECT s.ctid AS row_ctid,
+           row_number() OVER (PARTITION BY s.meter_id, s.interval_start
+                              ORDER BY s.row_no, s.ctid) AS copy_no
+      FROM staging.reading s JOIN _dup_keys k USING (meter_id, interval_start)
+     WHERE s.batch_id = %(batch_id)s AND NOT k.conflict) d
+ WHERE r.ctid = d.row_ctid AND d.copy_no > 1
+"""
+
+
+def _apply_duplicates(
+    cur: psycopg.Cursor, batch_id: int, exact: list, conflicts: list
+) -> tuple[int, int]:
+    """Drop exact duplicates (keeping the first row) and reject conflicting rows.
+
+    Returns (rows dropped as duplicates, rows rejected as conflicting); each is checked against
+    what the in-memory pass counted, so a mismatch fails the load instead of mis-accounting.
+    """
+    if not exact and not conflicts:
+        return 0, 0
+    cur.execute(
+        "CREATE TEMP TABLE _dup_keys (meter_id text, interval_start timestamptz, n int, "
+        "conflict bool) ON COMMIT DROP"
+    )
+    with cur.copy("COPY _dup_keys FROM STDIN") as copy:
+        for meter, start, n in exact:
+            copy.write_row((meter, start, n, False))
+        for meter, start, n in conflicts:
+            copy.write_row((meter, start, n, True))
+    params = {"batch_id": batch_id, "reason": Reason.CONFLICTING_DUPLICATE.value}
+    expected_drop = sum(n - 1 for _, _, n in exact)
+    expected_conflict = sum(n for _, _, n in conflicts)
+    cur.execute(_CONFLICT_REJECTS, params)
+    cur.execute(_CONFLICT_DELETE, params)
+    if cur.rowcount != expected_conflict:
+        raise RuntimeError(
+            f"batch {batch_id}: {expected_conflict} conflicting rows expected, {cur.rowcount} found"
+        )
+    cur.execute(_EXACT_DELETE, params)
+    if cur.rowcount != expected_drop:
+        raise RuntimeError(
+            f"batch {batch_id}: {expected_drop} duplicate rows expected, {cur.rowcount} found"
+        )
+    return expected_drop, expected_conflict
+
+
+# --- the load -------------------------------------------------------------------------------
+
+
+def load_file(
+    path: Path,
+    feed: Feed | None = None,
+    *,
+    conn_id: str | None = None,
+    now: datetime | None = None,
+    landing_dir: Path | None = None,
+    move: bool = True,
+    upload_raw: bool = True,
+    chunk_rows: int = 250_000,
+) -> LoadResult:
+    """Load one landed file as one batch; return what happened (never half a file).
+
+    Raises ``readers.UnreadableFile`` (after recording a failed batch and moving the file to
+    failed/ with an ``.error.txt``) when the file cannot be read at all.
+    """
+    from meterflow import cleansing, feeds, readers
+
+    path = Path(path)
+    landing = Path(landing_dir or config.get("landing_dir"))
+    if feed is None:
+        feed = feeds.feed_for_path(path, landing)
+        if feed is None:
+            raise readers.UnreadableFile(
+                f"{path}: no feed in feeds.yaml takes this file (folder and pattern)"
+            )
+    now = now or datetime.now(UTC)
+    result = LoadResult(file=path.name, feed=feed.name)
+    digest = sha256_file(path)
+    size = path.stat().st_size
+
+    with warehouse.connect(conn_id) as conn, conn.cursor() as cur:
+        try:
+            batch_id, ingested_at = _open_batch(cur, feed, path, digest, size)
+        except FileAlreadyLoaded as exc:
+            conn.rollback()
+            result.skipped_reason = str(exc)
+            log.info("%s", result.summary())
+            if move:
+                _move(path, landing, PROCESSED, feed.name)
+            return result
+        result.batch_id = batch_id
+        cleanser = cleansing.Cleanser(feed, now=now, max_kwh=config.get("max_kwh"))
+        tracker = _DuplicateTracker()
+        reasons: Counter[str] = Counter()
+        try:
+            for raw in readers.read(path, feed, chunk_rows=chunk_rows):
+                clean, rejects = cleanser.cleanse(raw)
+                if len(clean) + len(rejects) != len(raw):
+                    raise RuntimeError(
+                        f"{path.name}: cleansing lost rows ({len(raw)} in, {len(clean)} clean, "
+                        f"{len(rejects)} rejected)"
+                    )
+                result.rows_read += len(raw)
+                if len(clean):
+                    _copy(cur, STAGING_COPY, _clean_to_csv(clean, batch_id, ingested_at))
+                    tracker.add(clean)
+                if len(rejects):
+                    _copy(cur, REJECT_COPY, _rejects_to_csv(rejects, batch_id))
+                    reasons.update(rejects["reason"].tolist())
+            exact, conflicts = tracker.resolve()
+            dropped, conflicting = _apply_duplicates(cur, batch_id, exact, conflicts)
+            if conflicting:
+                reasons[Reason.CONFLICTING_DUPLICATE.value] += conflicting
+            result.rows_duplicate = dropped
+            result.rows_rejected = sum(reasons.values())
+            result.rows_staged = result.rows_read - result.rows_rejected - result.rows_duplicate
+            result.reasons = dict(reasons)
+            raw_key = None
+            if upload_raw:
+                raw_key = _upload_raw(path, feed.name, now)
+            cur.execute(
+                """UPDATE audit.load_batch
+                      SET status = %s, rows_read = %s, rows_staged = %s, rows_rejected = %s,
+                          rows_duplicate = %s, raw_s3_key = %s, finished_at = clock_timestamp()
+                    WHERE batch_id = %s""",
+                (
+                    BatchStatus.STAGED.value,
+                    result.rows_read,
+                    result.rows_staged,
+                    result.rows_rejected,
+                    result.rows_duplicate,
+                    raw_key,
+                    batch_id,
+                ),
+            )
+            conn.commit()
+        except readers.UnreadableFile as exc:
+            conn.rollback()
+            _record_failure(cur, feed, path, digest, size, str(exc))
+            conn.commit()
+            if move:
+                target = _move(path, landing, FAILED, feed.name)
+                target.with_name(target.name + ".error.txt").write_text(str(exc) + "\n")
+            log.error("%s: not loaded: %s", path.name, exc)
+            raise
+    result.status = BatchStatus.STAGED.value
+    log.info("%s; reasons %s", result.summary(), dict(reasons) or "none")
+    if move:
+        _move(path, landing, PROCESSED, feed.name)
+    return result
+
+
+def _open_batch(
+    cur: psycopg.Cursor, feed: Feed, path: Path, digest: str, size: int
+) -> tuple[int, str]:
+    """Insert the batch row (status loading); FileAlreadyLoaded when the sha256 is taken."""
+    cur.execute(
+        "SELECT batch_id, status FROM audit.load_batch WHERE sha256 = %s AND status <> 'failed'",
+        (digest,),
+    )
+    seen = cur.fetchone()
+    if seen:
+        raise FileAlreadyLoaded(f"already loaded as batch {seen[0]} ({seen[1]}), same sha256")
+    try:
+        cur.execute(
+            """INSERT INTO audit.load_batch (feed, file_name, file_path, sha256, size_bytes)
+               VALUES (%s, %s, %s, %s, %s)
+               RETURNING batch_id, to_char(started_at AT TIME ZONE 'UTC',
+                                          'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')""",
+            (feed.name, path.name, str(path), digest, size),
+        )
+    except psycopg.errors.UniqueViolation as exc:  # a concurrent load of the same bytes
+        raise FileAlreadyLoaded("being loaded by another task, same sha256") from exc
+    batch_id, ingested_at = cur.fetchone()
+    return batch_id, ingested_at
+
+
+def _record_failure(
+    cur: psycopg.Cursor, feed: Feed, path: Path, digest: str, size: int, error: str
+) -> None:
+    cur.execute(
+        """INSERT INTO audit.load_batch
+               (feed, file_name, file_path, sha256, size_bytes, status, error, finished_at)
+           VALUES (%s, %s, %s, %s, %s, 'failed', %s, clock_timestamp())""",
+        (feed.name, path.name, str(path), digest, size, error),
+    )
+
+
+def _upload_raw(path: Path, feed_name: str, now: datetime) -> str:
+    """Put the file's raw bytes on S3 at raw/<feed>/<yyyy>/<mm>/<dd>/<file>; return the key."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    key = f"raw/{feed_name}/{now:%Y/%m/%d}/{path.name}"
+    S3Hook(aws_conn_id=config.get("aws_conn_id")).load_file(
+        str(path), key=key, bucket_name=config.get("s3_bucket"), replace=True
+    )
+    return key
+
+
+def _move(path: Path, landing: Path, where: str, feed_name: str) -> Path:
+    """Move a handled file to landing/<where>/<feed>/, never overwriting an earlier one."""
+    target_dir = landing / where / feed_name
+    target_dir.mkdir(parents=True, exist_ok=True)
+    target = target_dir / path.name
+    n = 1
+    while target.exists():
+        target = target_dir / f"{path.stem}.{n}{path.suffix}"
+        n += 1
+    shutil.move(str(path), target)
+    return target
+
+
+def landed_files(landing_dir: Path | None = None) -> list[Path]:
+    """Files waiting in the feed folders (not processed/, failed/, hidden or partial files)."""
+    from meterflow import feeds
+
+    landing = Path(landing_dir or config.get("landing_dir"))
+    known = feeds.load_feeds()
+    found: list[Path] = []
+    for path in sorted(landing.glob("*/*")):
+        if not path.is_file() or path.name.startswith(".") or path.name.endswith(".error.txt"):
+            continue
+        if feeds.feed_for_path(path, landing, known) is not None:
+            found.append(path)
+    return found
