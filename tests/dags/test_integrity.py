@@ -50,7 +50,7 @@ def test_each_file_defines_one_dag_named_after_it(dagbag, path):
 
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.stem)
 def test_each_dag_has_owner_tags_docs_and_retries(dagbag, path):
-    dag = dagbag.get_dag(path.stem)
+    dag = dagbag.dags[path.stem]
     assert dag.doc_md and len(dag.doc_md.strip()) > 200, "doc_md should tell a person what it does"
     assert "meterflow" in dag.tags and len(dag.tags) >= 2
     assert dag.catchup is False
