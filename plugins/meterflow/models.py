@@ -45,6 +45,7 @@ class Reason(StrEnum):
     IMPLAUSIBLE_READING = "implausible_reading"  # above config max_kwh for 30 minutes
     INVALID_QUALITY = "invalid_quality"  # a quality flag outside A/E/S/F (e.g. NEM12 'N')
     CONFLICTING_DUPLICATE = "conflicting_duplicate"  # same meter+interval, different values
+    MALFORMED_RECORD = "malformed_record"  # a packet line that is no JSON object
 
 
 class BatchStatus(StrEnum):

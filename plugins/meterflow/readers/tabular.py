@@ -1,0 +1,262 @@
+"""Spreadsheets and CSV: long (meter id, timestamp, reading) or wide (a timestamp column and one
+column per meter id) layouts, found from the header when the feed says ``auto``.
+
+CSV is read in chunks by pandas' C parser straight into categorical columns: meter ids,
+timestamps and readings repeat a great deal, so cleansing then judges each distinct value once.
+Workbooks are read with python-calamine (Rust), which gives Excel dates as datetimes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from meterflow.readers import RAW_COLUMNS, UnreadableFile
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from meterflow.feeds import Feed
+
+HEADER_SCAN_ROWS = 20
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the values are in a table: column positions by role, or meter columns (wide)."""
+
+    header_index: int  # 0-based row of the header
+    kind: str  # long | wide
+    roles: dict[str, int]  # role -> column position (long: meter_id, timestamp, reading[, quality])
+    meters: tuple[tuple[int, str], ...] = ()  # wide: (column position, meter id)
+
+
+def _norm(cell: Any) -> str:
+    return re.sub(r"\s+", " ", str(cell)).strip().lower() if cell is not None else ""
+
+
+def _layout_of(header: Sequence[Any], index: int, feed: Feed) -> Layout | None:
+    """The layout a header row gives, or None when it is no header of this feed."""
+    names = [_norm(c) for c in header]
+    roles: dict[str, int] = {}
+    for role in ("meter_id", "timestamp", "reading", "quality"):
+        for alias in feed.aliases(role):
+            if alias in names:
+                roles[role] = names.index(alias)
+                break
+    pattern = re.compile(feed.meter_id_pattern)
+    meters = tuple(
+        (i, str(c).strip())
+        for i, c in enumerate(header)
+        if c is not None and pattern.match(str(c).strip())
+    )
+    long_ok = {"meter_id", "timestamp", "reading"} <= roles.keys()
+    wide_ok = "timestamp" in roles and bool(meters)
+    if feed.layout in ("long", "auto") and long_ok:
+        return Layout(index, "long", roles)
+    if feed.layout in ("wide", "auto") and wide_ok:
+        return Layout(index, "wide", {"timestamp": roles["timestamp"]}, meters)
+    return None
+
+
+def find_layout(rows: Sequence[Sequence[Any]], feed: Feed, where: str) -> Layout:
+    """The header row and layout of a table, or UnreadableFile saying what was expected."""
+    if feed.header_row != "auto":
+        candidates = [feed.header_row - 1]
+    else:
+        candidates = list(range(min(HEADER_SCAN_ROWS, len(rows))))
+    for i in candidates:
+        if i < len(rows):
+            layout = _layout_of(rows[i], i, feed)
+            if layout:
+                return layout
+    first = rows[candidates[0]] if candidates and candidates[0] < len(rows) else []
+    wants = {
+        "long": "columns meter_id, timestamp and reading",
+        "wide": "a timestamp column and meter id columns",
+        "auto": "columns meter_id, timestamp and reading (long) or a timestamp column and meter "
+        "id columns (wide)",
+    }[feed.layout]
+    found = ", ".join(repr(str(c)) for c in first if c not in (None, "")) or "nothing"
+    row = (
+        f"row {feed.header_row}"
+        if feed.header_row != "auto"
+        else f"the first {HEADER_SCAN_ROWS} rows"
+    )
+    raise UnreadableFile(
+        f"{where}: required columns missing: expected {wants} in {row}; found {found}"
+    )
+
+
+def _frame(
+    layout: Layout, columns: dict[int, Any], first_row_no: int, n: int, location: str | None
+) -> pd.DataFrame:
+    """A raw frame from column arrays of one chunk (``columns``: position -> values)."""
+    import numpy as np
+    import pandas as pd
+
+    row_no = np.arange(first_row_no, first_row_no + n, dtype="int64")
+    if layout.kind == "long":
+        quality = (
+            columns[layout.roles["quality"]] if "quality" in layout.roles else np.full(n, None)
+        )
+        return pd.DataFrame(
+            {
+                "row_no": row_no,
+                "location": location,
+                "meter_id": columns[layout.roles["meter_id"]],
+                "timestamp": columns[layout.roles["timestamp"]],
+                "reading": columns[layout.roles["reading"]],
+                "quality": quality,
+            },
+            columns=RAW_COLUMNS,
+        )
+    m = len(layout.meters)
+    values = np.empty((n, m), dtype=object)
+    for j, (pos, _) in enumerate(layout.meters):
+        col = columns[pos]
+        values[:, j] = np.asarray(col, dtype=object)
+    meter_names = [name for _, name in layout.meters]
+    return pd.DataFrame(
+        {
+            "row_no": np.repeat(row_no, m),
+            "location": location,
+            "meter_id": pd.Categorical.from_codes(np.tile(np.arange(m), n), meter_names),
+            "timestamp": np.repeat(np.asarray(columns[layout.roles["timestamp"]], dtype=object), m),
+            "reading": values.ravel(),  # row by row, meters in column order
+            "quality": None,
+        },
+        columns=RAW_COLUMNS,
+    )
+
+
+def _blank(frame: pd.DataFrame) -> Any:
+    """Rows with no value at all (blank lines): not readings, not counted."""
+    blank = None
+    for col in ("meter_id", "timestamp", "reading"):
+        values = frame[col]
+        empty = values.isna() | (values.astype(object) == "")
+        blank = empty if blank is None else blank & empty
+    return blank
+
+
+# --- CSV --------------------------------------------------------------------------------------
+
+
+def _csv_head(path: Path, feed: Feed) -> list[list[str]]:
+    import csv
+    import itertools
+
+    try:
+        with path.open(encoding=feed.encoding, newline="") as fh:
+            return list(
+                itertools.islice(csv.reader(fh, delimiter=feed.delimiter), HEADER_SCAN_ROWS)
+            )
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(
+            f"{path.name}: not text in {feed.encoding} (byte {exc.start}); set the feed's encoding"
+        ) from None
+    except csv.Error as exc:
+        raise UnreadableFile(f"{path.name}: not CSV: {exc}") from None
+
+
+def read_csv(path: Path, feed: Feed, *, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    import pandas as pd
+
+    head = _csv_head(path, feed)
+    if not head:
+        raise UnreadableFile(f"{path.name}: the file is empty")
+    layout = find_layout(head, feed, path.name)
+    n_cols = len(head[layout.header_index])
+    wanted = sorted(set(layout.roles.values()) | {p for p, _ in layout.meters})
+    first_row_no = layout.header_index + 2  # 1-based line of the first data row
+    try:
+        chunks = pd.read_csv(
+            path,
+            sep=feed.delimiter,
+            encoding=feed.encoding,
+            skiprows=layout.header_index + 1,
+            header=None,
+            names=range(n_cols),
+            usecols=wanted,
+            dtype="category",
+            keep_default_na=False,
+            skip_blank_lines=False,
+            chunksize=chunk_rows,
+            engine="c",
+        )
+        for chunk in chunks:
+            n = len(chunk)
+            frame = _frame(layout, {p: chunk[p] for p in wanted}, first_row_no, n, None)
+            first_row_no += n
+            blank = _blank(frame)
+            yield frame[~blank] if blank.any() else frame
+    except pd.errors.ParserError as exc:
+        raise UnreadableFile(f"{path.name}: malformed CSV: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UnreadableFile(
+            f"{path.name}: not text in {feed.encoding} (byte {exc.start}); set the feed's encoding"
+        ) from None
+
+
+# --- workbooks --------------------------------------------------------------------------------
+
+
+def read_workbook(path: Path, feed: Feed, *, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """Every sheet the feed selects; sheets with no header of the feed are skipped when the feed
+    takes all sheets (a notes sheet), but at least one sheet must hold readings."""
+    import logging
+
+    from python_calamine import CalamineWorkbook
+
+    log = logging.getLogger(__name__)
+    try:
+        workbook = CalamineWorkbook.from_path(str(path))
+        names = list(workbook.sheet_names)
+    except Exception as exc:  # calamine raises its own errors for zip/xml/format faults
+        raise UnreadableFile(f"{path.name}: not a readable workbook: {exc}") from None
+    if feed.sheets == "all":
+        selected = names
+    else:
+        missing = [s for s in feed.sheets if s not in names]
+        if missing:
+            raise UnreadableFile(
+                f"{path.name}: sheet {missing[0]!r} not found (sheets: {', '.join(names)})"
+            )
+        selected = list(feed.sheets)
+    tables: list[tuple[str, list[list[Any]], Layout]] = []
+    problems: list[str] = []
+    for name in selected:
+        try:
+            rows = workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
+        except Exception as exc:
+            raise UnreadableFile(f"{path.name}: sheet {name!r} cannot be read: {exc}") from None
+        if not any(any(c not in (None, "") for c in r) for r in rows):
+            continue
+        try:
+            tables.append((name, rows, find_layout(rows, feed, f"{path.name} sheet {name!r}")))
+        except UnreadableFile as exc:
+            if feed.sheets != "all":
+                raise
+            problems.append(str(exc))
+            log.warning("%s: skipped: %s", path.name, exc)
+    if not tables:
+        raise UnreadableFile(problems[0] if problems else f"{path.name}: no sheet holds readings")
+    for name, rows, layout in tables:
+        width = max(len(r) for r in rows)
+        step = max(1, chunk_rows // max(1, len(layout.meters) or 1))
+        start = layout.header_index + 1
+        while start < len(rows):
+            block = rows[start : start + step]
+            columns = {
+                pos: [r[pos] if pos < len(r) else None for r in block]
+                for pos in set(layout.roles.values()) | {p for p, _ in layout.meters}
+                if pos < width
+            }
+            frame = _frame(layout, columns, start + 1, len(block), name)
+            blank = _blank(frame)
+            yield frame[~blank] if blank.any() else frame
+            start += step
