@@ -24,7 +24,7 @@ from meterflow import REPO_DIR, warehouse
 BENCH_DB = os.environ.get("MF_BENCH_DB", "mf_bench")
 
 
-def _admin_url() -> str:
+def admin_url() -> str:
     port = os.environ.get("MF_PG_PORT", "5433")
     return f"postgresql://postgres@127.0.0.1:{port}/postgres"
 
@@ -36,7 +36,7 @@ def bench_url() -> str:
 
 def fresh_bench_db() -> str:
     """Drop and recreate the bench database, migrated; point the warehouse connection at it."""
-    with psycopg.connect(_admin_url(), autocommit=True) as admin:
+    with psycopg.connect(admin_url(), autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
         admin.execute(f'CREATE DATABASE "{BENCH_DB}" OWNER meterflow')
     url = bench_url()

@@ -18,11 +18,14 @@ import hashlib
 import io
 import logging
 import shutil
+import threading
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from queue import Empty, Queue
+from typing import TYPE_CHECKING, TypeVar
 
 import psycopg
 
@@ -46,6 +49,7 @@ REJECT_COPY = (
     "FROM STDIN (FORMAT csv)"
 )
 _COPY_BLOCK = 1 << 20
+T = TypeVar("T")
 PROCESSED = "processed"
 FAILED = "failed"
 
@@ -73,21 +77,22 @@ def _epoch_seconds(series: pd.Series) -> np.ndarray:
 
 def _dict_strings(values: np.ndarray) -> tuple[list[str], np.ndarray]:
     """(unique values as strings, int32 indices) for a column with many repeats."""
-    import numpy as np
+    import pandas as pd
 
-    uniques, inverse = np.unique(values, return_inverse=True)
-    return [str(u) for u in uniques], inverse.astype("int32")
+    codes, uniques = pd.factorize(values)  # hashing: no sort of millions of strings
+    return [str(u) for u in uniques], codes.astype("int32")
 
 
 def _clean_to_csv(clean: pd.DataFrame, batch_id: int, ingested_at: str) -> bytes:
     """The cleansed chunk as COPY CSV for staging.reading, fast (no per-row Python)."""
     import numpy as np
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     n = len(clean)
     ts = _epoch_seconds(clean["interval_start"])
-    uniq_ts, ts_idx = np.unique(ts, return_inverse=True)
+    ts_idx, uniq_ts = pd.factorize(ts)
     ts_text = np.datetime_as_string(uniq_ts.astype("datetime64[s]"), unit="s").astype(object) + "Z"
     meters, meter_idx = _dict_strings(clean["meter_id"].to_numpy(dtype=object))
     sources, source_idx = _dict_strings(clean["source"].to_numpy(dtype=object))
@@ -295,7 +300,7 @@ def load_file(
     landing_dir: Path | None = None,
     move: bool = True,
     upload_raw: bool = True,
-    chunk_rows: int = 250_000,
+    chunk_rows: int = 100_000,
 ) -> LoadResult:
     """Load one landed file as one batch; return what happened (never half a file).
 
@@ -332,19 +337,15 @@ def load_file(
         tracker = _DuplicateTracker()
         reasons: Counter[str] = Counter()
         try:
-            for raw in readers.read(path, feed, chunk_rows=chunk_rows):
-                clean, rejects = cleanser.cleanse(raw)
-                if len(clean) + len(rejects) != len(raw):
-                    raise RuntimeError(
-                        f"{path.name}: cleansing lost rows ({len(raw)} in, {len(clean)} clean, "
-                        f"{len(rejects)} rejected)"
-                    )
-                result.rows_read += len(raw)
+            chunks = _prepared(path, feed, cleanser, batch_id, ingested_at, chunk_rows)
+            for n_raw, clean, clean_csv, rejects, rejects_csv in _prefetch(chunks):
+                # the next chunk is read and cleansed in a thread while this one is COPYed
+                result.rows_read += n_raw
                 if len(clean):
-                    _copy(cur, STAGING_COPY, _clean_to_csv(clean, batch_id, ingested_at))
+                    _copy(cur, STAGING_COPY, clean_csv)
                     tracker.add(clean)
                 if len(rejects):
-                    _copy(cur, REJECT_COPY, _rejects_to_csv(rejects, batch_id))
+                    _copy(cur, REJECT_COPY, rejects_csv)
                     reasons.update(rejects["reason"].tolist())
             exact, conflicts = tracker.resolve()
             dropped, conflicting = _apply_duplicates(cur, batch_id, exact, conflicts)
@@ -387,6 +388,60 @@ def load_file(
     if move:
         _move(path, landing, PROCESSED, feed.name)
     return result
+
+
+def _prepared(path, feed, cleanser, batch_id: int, ingested_at: str, chunk_rows: int):
+    """(rows read, clean frame, its COPY bytes, rejects frame, their COPY bytes) per chunk."""
+    from meterflow import readers
+
+    for raw in readers.read(path, feed, chunk_rows=chunk_rows):
+        clean, rejects = cleanser.cleanse(raw)
+        if len(clean) + len(rejects) != len(raw):
+            raise RuntimeError(
+                f"{path.name}: cleansing lost rows ({len(raw)} in, {len(clean)} clean, "
+                f"{len(rejects)} rejected)"
+            )
+        clean_csv = _clean_to_csv(clean, batch_id, ingested_at) if len(clean) else b""
+        rejects_csv = _rejects_to_csv(rejects, batch_id) if len(rejects) else b""
+        yield len(raw), clean, clean_csv, rejects, rejects_csv
+
+
+def _prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Yield from ``items`` while a thread computes up to ``depth`` items ahead.
+
+    Reading and cleansing (Python, pandas) then overlap the COPY (PostgreSQL, another core).
+    An exception in the thread is raised here, at the item where it happened."""
+    done = object()
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                queue.put((item, None))
+            queue.put((done, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            queue.put((done, exc))
+
+    thread = threading.Thread(target=produce, name="ingest-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = queue.get()
+            if item is done:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                queue.get_nowait()
+            except Empty:
+                thread.join(0.05)
 
 
 def _open_batch(
