@@ -35,7 +35,12 @@ class Layout:
 
 
 def _norm(cell: Any) -> str:
-    return re.sub(r"\s+", " ", str(cell)).strip().lower() if cell is not None else ""
+    """A header name as compared: case, spaces, _ and - do not matter ("Reading kWh" is
+    reading_kwh); a unit in brackets is dropped ("Reading (kWh)" is reading)."""
+    if cell is None:
+        return ""
+    text = re.sub(r"\s*[(\[][^)\]]*[)\]]\s*$", "", str(cell).strip().lower())
+    return re.sub(r"[\s_\-]+", "_", text).strip("_")
 
 
 def _layout_of(header: Sequence[Any], index: int, feed: Feed) -> Layout | None:
@@ -43,7 +48,7 @@ def _layout_of(header: Sequence[Any], index: int, feed: Feed) -> Layout | None:
     names = [_norm(c) for c in header]
     roles: dict[str, int] = {}
     for role in ("meter_id", "timestamp", "reading", "quality"):
-        for alias in feed.aliases(role):
+        for alias in map(_norm, feed.aliases(role)):
             if alias in names:
                 roles[role] = names.index(alias)
                 break
