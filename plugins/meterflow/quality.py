@@ -1,0 +1,508 @@
+"""The quality gate: every staged batch checked by Great Expectations 1.x inside PostgreSQL.
+
+One batch (one landed file) is validated by a GX Checkpoint against the suite
+``include/expectations/meter_reading.json``. The batch's rows are a GX *query asset*
+(``SELECT … FROM staging.reading WHERE batch_id = <id>``) of a Postgres data source, so every
+expectation is computed by the database with aggregate SQL; no row is pulled into Python.
+
+Each expectation carries GX's own ``severity``: a failed ``critical`` one rejects the batch
+(audit.load_batch.status = 'rejected', never promoted, the data owner is alerted); a failed
+``warning`` is reported and the batch passes (status 'validated'). Every run writes one row
+to audit.quality_result and one page of the GX Data Docs site (setting ``data_docs_dir``),
+which is also published to ``s3://<s3_bucket>/data-docs/``.
+
+The GX file context lives under ``<var>/gx`` (never in the repository). Its configuration
+holds no credential: the data source's connection string is ``${MF_GX_WAREHOUSE_URL}``, set
+in the task's process from the Airflow connection. A file context is not safe for concurrent
+writers, so the GX part of a validation holds an exclusive file lock on ``<var>/gx/.lock``;
+the per-batch asset, validation definition and checkpoint are removed after the run, so the
+context does not grow with the number of batches.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import mimetypes
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+from zoneinfo import ZoneInfo
+
+from meterflow import EXPECTATIONS_DIR, SQL_DIR, config, warehouse
+from meterflow.models import BatchStatus
+
+if TYPE_CHECKING:
+    import psycopg
+    from great_expectations.core.expectation_suite import ExpectationSuite
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationSuiteValidationResult,
+    )
+    from great_expectations.data_context import FileDataContext
+
+log = logging.getLogger(__name__)
+
+SUITE = "meter_reading"
+DATASOURCE = "warehouse"
+SITE = "local_site"
+DOCS_PREFIX = "data-docs"
+URL_ENV = "MF_GX_WAREHOUSE_URL"  # read by GX's ${...} substitution, never written to disk
+SAMPLE_SIZE = 10  # unexpected values kept per failed expectation
+CHECKABLE = {BatchStatus.STAGED, BatchStatus.VALIDATED, BatchStatus.REJECTED}
+QUALITY_SQL = SQL_DIR / "quality"
+_TZ_NAME = re.compile(r"^[A-Za-z0-9_+\-/]+$")
+
+
+class QualityError(RuntimeError):
+    """A batch cannot be judged (unknown, not staged, or an expectation could not run)."""
+
+
+class NotCheckable(QualityError):
+    """The batch does not exist or is not staged/validated/rejected: retrying cannot help."""
+
+
+@dataclass
+class Failure:
+    """One failed expectation of a batch, as stored in audit.quality_result.failures."""
+
+    check: str
+    expectation: str
+    severity: str
+    column: str | None
+    unexpected_count: int | None
+    sample: list[Any] = field(default_factory=list)
+
+    def line(self) -> str:
+        what = f"{self.check} ({self.expectation}{f' on {self.column}' if self.column else ''})"
+        count = f": {self.unexpected_count:,} unexpected" if self.unexpected_count else ""
+        sample = f", e.g. {self.sample[:3]}" if self.sample else ""
+        return f"[{self.severity}] {what}{count}{sample}"
+
+
+@dataclass
+class Verdict:
+    """What validating one batch decided."""
+
+    batch_id: int
+    file_name: str
+    suite: str
+    verdict: str  # validated | rejected
+    success: bool  # GX's flag: every expectation passed
+    evaluated: int
+    failures: list[Failure]
+    docs_path: str | None  # relative to the Data Docs site (local dir and s3 data-docs/)
+    run_name: str
+    started_at: datetime
+    seconds: float = 0.0
+
+    @property
+    def critical(self) -> list[Failure]:
+        return [f for f in self.failures if f.severity == "critical"]
+
+    @property
+    def warnings(self) -> list[Failure]:
+        return [f for f in self.failures if f.severity != "critical"]
+
+    def summary(self) -> str:
+        return (
+            f"batch {self.batch_id} ({self.file_name}): {self.verdict}, "
+            f"{self.evaluated} expectations, {len(self.critical)} critical and "
+            f"{len(self.warnings)} warning failures"
+            + (f"; Data Docs {self.docs_path}" if self.docs_path else "")
+        )
+
+    def as_xcom(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["started_at"] = self.started_at.isoformat()
+        return out
+
+
+def sql(name: str) -> str:
+    """The text of include/sql/quality/<name>.sql."""
+    return (QUALITY_SQL / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def _statement(name: str) -> str:
+    """include/sql/quality/<name>.sql without its comment lines, on one line (GX's query
+    asset wants text that starts with SELECT)."""
+    lines = (line.strip() for line in sql(name).splitlines())
+    return " ".join(line for line in lines if line and not line.startswith("--"))
+
+
+# --- the suite ------------------------------------------------------------------------------
+
+
+def local_tz() -> str:
+    """The zone of a 'local day' for completeness; validated, so it is safe inside SQL text."""
+    name = str(config.get("local_tz"))
+    if not _TZ_NAME.match(name):
+        raise QualityError(f"setting local_tz={name!r} is not a time zone name")
+    ZoneInfo(name)  # raises for an unknown zone
+    return name
+
+
+def suite_definition(name: str = SUITE, directory: Path = EXPECTATIONS_DIR) -> dict[str, Any]:
+    """The suite as stored in include/expectations/<name>.json, ``$LOCAL_TZ`` filled in."""
+    path = directory / f"{name}.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("name") != name:
+        raise QualityError(f"{path}: suite name {data.get('name')!r}, expected {name!r}")
+    tz = local_tz()
+    for exp in data["expectations"]:
+        query = exp.get("kwargs", {}).get("unexpected_rows_query")
+        if isinstance(query, str):
+            exp["kwargs"]["unexpected_rows_query"] = query.replace("$LOCAL_TZ", tz)
+        if exp.get("severity") not in {"critical", "warning", "info"}:
+            raise QualityError(f"{path}: {exp['type']} needs a severity (critical or warning)")
+    return data
+
+
+def load_suite(name: str = SUITE, directory: Path = EXPECTATIONS_DIR) -> ExpectationSuite:
+    from great_expectations.core.expectation_suite import ExpectationSuite
+
+    return ExpectationSuite(**suite_definition(name, directory))
+
+
+def expectation_parameters() -> dict[str, Any]:
+    """Values of the suite's ``{"$PARAMETER": ...}`` placeholders, from meterflow settings."""
+    return {"max_kwh": float(config.get("max_kwh"))}
+
+
+# --- the GX context -------------------------------------------------------------------------
+
+
+def gx_root() -> Path:
+    return Path(config.get("var")) / "gx"
+
+
+def docs_dir() -> Path:
+    return Path(config.get("data_docs_dir"))
+
+
+@contextmanager
+def _locked(root: Path) -> Iterator[None]:
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _sqlalchemy_url(conn_id: str | None = None) -> str:
+    """The warehouse as a SQLAlchemy URL (psycopg 3 driver), from the Airflow connection."""
+    from airflow.sdk import BaseHook
+    from sqlalchemy.engine import URL
+
+    conn = BaseHook.get_connection(conn_id or config.get("warehouse_conn_id"))
+    extra = conn.extra_dejson or {}
+    return URL.create(
+        "postgresql+psycopg",
+        username=conn.login or None,
+        password=conn.password or None,
+        host=conn.host or "localhost",
+        port=conn.port or 5432,
+        database=conn.schema or "meters",
+        query={k: str(v) for k, v in extra.items() if k in {"sslmode", "sslrootcert"}},
+    ).render_as_string(hide_password=False)
+
+
+def context(conn_id: str | None = None) -> FileDataContext:
+    """The GX file context under <var>/gx with the warehouse data source, the suite and the
+    Data Docs site in ``data_docs_dir``. Call it holding the lock (see ``_locked``)."""
+    import great_expectations as gx
+
+    os.environ[URL_ENV] = _sqlalchemy_url(conn_id)
+    ctx = gx.get_context(mode="file", project_root_dir=str(gx_root()))
+    site = {
+        "class_name": "SiteBuilder",
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        "store_backend": {
+            "class_name": "TupleFilesystemStoreBackend",
+            "base_directory": str(docs_dir()),
+        },
+    }
+    sites = ctx.get_config().data_docs_sites or {}
+    current = sites.get(SITE, {}).get("store_backend", {}).get("base_directory")
+    if current != str(docs_dir()):
+        if SITE in sites:
+            ctx.delete_data_docs_site(SITE)
+        ctx.add_data_docs_site(SITE, site)
+    try:
+        ctx.data_sources.get(DATASOURCE)
+    except (KeyError, ValueError, LookupError):
+        ctx.data_sources.add_postgres(DATASOURCE, connection_string="${" + URL_ENV + "}")
+    ctx.suites.add_or_update(load_suite())
+    return ctx
+
+
+def _forget(ctx: FileDataContext, name: str) -> None:
+    """Remove the per-batch checkpoint, validation definition and asset called ``name``."""
+    for store in (ctx.checkpoints, ctx.validation_definitions):
+        with contextlib.suppress(Exception):  # absent is fine; GX raises various errors for it
+            store.delete(name)
+    source = ctx.data_sources.get(DATASOURCE)
+    if any(a.name == name for a in source.assets):
+        source.delete_asset(name)
+
+
+# --- validating one batch -------------------------------------------------------------------
+
+
+def unexpected_rows_sample(
+    batch_id: int, query: str, limit: int = SAMPLE_SIZE, conn_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` rows that a suite's ``unexpected_rows_query`` finds in ``batch_id``.
+
+    GX's SUMMARY result of an unexpected_rows_expectation holds only the row count
+    (``observed_value``); the rows themselves appear only in the COMPLETE format, which would
+    also return every unexpected value of the column expectations of a large batch. So the
+    sample is a second, limited query, run only for a check that failed.
+    """
+    from psycopg.rows import dict_row
+
+    batch = f"({_statement('batch_rows')}) AS batch"
+    # '%' of the suite's query is literal text, not a psycopg placeholder
+    text = sql("unexpected_sample").replace("{query}", query.replace("%", "%%"))
+    text = text.replace("{batch}", batch)
+    with warehouse.connect(conn_id) as conn, conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(text, {"batch_id": batch_id, "limit": limit}).fetchall()
+
+
+def _failure(res: Any, batch_id: int, conn_id: str | None = None) -> Failure:
+    cfg = res.expectation_config
+    result = res.result or {}
+    kwargs = dict(cfg.kwargs)
+    count = result.get("unexpected_count")
+    sample: list[Any] = list(result.get("partial_unexpected_list") or [])[:SAMPLE_SIZE]
+    if cfg.type == "unexpected_rows_expectation":
+        count = result.get("observed_value")
+        rows = (result.get("details") or {}).get("unexpected_rows")
+        if rows is None:  # SUMMARY format: the count only
+            rows = unexpected_rows_sample(
+                batch_id, kwargs["unexpected_rows_query"], conn_id=conn_id
+            )
+        sample = [dict(r) for r in rows[:SAMPLE_SIZE]]
+    elif count is None and "observed_value" in result:
+        sample = [result["observed_value"]]
+    severity = getattr(cfg, "severity", None) or cfg.get("severity")
+    column = kwargs.get("column") or (
+        ",".join(kwargs["column_list"]) if kwargs.get("column_list") else None
+    )
+    return Failure(
+        check=(cfg.meta or {}).get("check", cfg.type),
+        expectation=cfg.type,
+        severity=str(getattr(severity, "value", severity) or "critical"),
+        column=column,
+        unexpected_count=int(count) if isinstance(count, (int, float)) else None,
+        sample=json.loads(json.dumps(sample, default=str)),
+    )
+
+
+def _docs_relpath(ctx: FileDataContext, result_id: Any) -> str | None:
+    for site in ctx.get_docs_sites_urls(resource_identifier=result_id, site_name=SITE):
+        url = site.get("site_url")
+        if url:
+            path = Path(unquote(urlparse(url).path))
+            try:
+                return path.relative_to(docs_dir()).as_posix()
+            except ValueError:
+                return str(path)
+    return None
+
+
+def run_checkpoint(
+    batch_id: int, run_name: str, conn_id: str | None = None
+) -> tuple[ExpectationSuiteValidationResult, str | None]:
+    """Validate staging rows of ``batch_id`` with a GX Checkpoint that also updates Data Docs;
+    return GX's suite result and the page's path relative to the Data Docs site."""
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    name = f"batch_{int(batch_id)}"
+    with _locked(gx_root()):
+        ctx = context(conn_id)
+        _forget(ctx, name)  # leftovers of a killed run
+        try:
+            asset = ctx.data_sources.get(DATASOURCE).add_query_asset(
+                name=name,
+                # a query asset is SQL text without parameters; an int is safe to inline
+                query=_statement("batch_rows").replace("%(batch_id)s", str(int(batch_id))),
+            )
+            definition = ctx.validation_definitions.add(
+                gx.ValidationDefinition(
+                    name=name,
+                    data=asset.add_batch_definition_whole_table(name),
+                    suite=ctx.suites.get(SUITE),
+                )
+            )
+            checkpoint = ctx.checkpoints.add(
+                gx.Checkpoint(
+                    name=name,
+                    validation_definitions=[definition],
+                    actions=[UpdateDataDocsAction(name="update_data_docs", site_names=[SITE])],
+                    result_format={"result_format": "SUMMARY", "partial_unexpected_count": 10},
+                )
+            )
+            outcome = checkpoint.run(
+                expectation_parameters=expectation_parameters(),
+                run_id=RunIdentifier(run_name=run_name),
+            )
+            ((result_id, result),) = outcome.run_results.items()
+            return result, _docs_relpath(ctx, result_id)
+        finally:
+            _forget(ctx, name)
+
+
+def validate_batch(
+    batch_id: int, *, publish: bool = True, alert: bool = True, conn_id: str | None = None
+) -> Verdict:
+    """Validate one batch, record the result, set its status, publish docs, alert if rejected.
+
+    A batch may be (re-)validated while it is staged, validated or rejected; a promoted,
+    loading or failed batch is refused. An expectation that could not be evaluated (SQL
+    error) raises QualityError: that is a fault to retry, not a verdict on the data.
+    """
+    started = datetime.now(UTC)
+    clock = time.perf_counter()
+    with warehouse.connect(conn_id) as conn:
+        file_name, _status = _batch(conn, batch_id)
+        conn.rollback()
+    run_name = f"batch_{batch_id}-{started:%Y%m%dT%H%M%S%fZ}"
+    result, docs_path = run_checkpoint(batch_id, run_name, conn_id)
+
+    broken = [r for r in result.results if (r.exception_info or {}).get("raised_exception")]
+    if broken:
+        r = broken[0]
+        raise QualityError(
+            f"batch {batch_id}: {r.expectation_config.type} could not be evaluated: "
+            f"{(r.exception_info or {}).get('exception_message')}"
+        )
+    failures = [_failure(r, batch_id, conn_id) for r in result.results if not r.success]
+    verdict = Verdict(
+        batch_id=batch_id,
+        file_name=file_name,
+        suite=SUITE,
+        verdict=(
+            BatchStatus.REJECTED
+            if any(f.severity == "critical" for f in failures)
+            else BatchStatus.VALIDATED
+        ).value,
+        success=bool(result.success),
+        evaluated=len(result.results),
+        failures=failures,
+        docs_path=docs_path,
+        run_name=run_name,
+        started_at=started,
+    )
+    if publish and docs_path:
+        publish_docs([docs_path, "index.html"])
+    record(verdict, conn_id)
+    verdict.seconds = time.perf_counter() - clock
+    log.info("%s (%.1f s)", verdict.summary(), verdict.seconds)
+    for f in failures:
+        log.info("batch %s failed %s", batch_id, f.line())
+    if docs_path:
+        log.info("Data Docs page: %s", docs_dir() / docs_path)
+    if alert and verdict.verdict == BatchStatus.REJECTED:
+        alert_rejected(verdict)
+    return verdict
+
+
+def _batch(conn: psycopg.Connection, batch_id: int) -> tuple[str, str]:
+    row = conn.execute(sql("batch_for_update"), {"batch_id": batch_id}).fetchone()
+    if row is None:
+        raise NotCheckable(f"batch {batch_id} does not exist in audit.load_batch")
+    _, _, file_name, status, _ = row
+    if status not in CHECKABLE:
+        raise NotCheckable(
+            f"batch {batch_id} ({file_name}) is {status}: only staged, validated or rejected "
+            "batches can be validated"
+        )
+    return file_name, status
+
+
+def record(verdict: Verdict, conn_id: str | None = None) -> None:
+    """audit.quality_result row and the batch's status, in one transaction."""
+    with warehouse.connect(conn_id) as conn, conn.transaction():
+        _batch(conn, verdict.batch_id)  # locks the row; refuses a batch promoted meanwhile
+        conn.execute(
+            sql("record_result"),
+            {
+                "batch_id": verdict.batch_id,
+                "suite": verdict.suite,
+                "success": verdict.success,
+                "verdict": verdict.verdict,
+                "evaluated": verdict.evaluated,
+                "failed": len(verdict.failures),
+                "failures": json.dumps([asdict(f) for f in verdict.failures]),
+                "docs_path": verdict.docs_path,
+                "run_name": verdict.run_name,
+                "started_at": verdict.started_at,
+            },
+        )
+        conn.execute(sql("set_status"), {"batch_id": verdict.batch_id, "verdict": verdict.verdict})
+
+
+def pending_batches(conn_id: str | None = None) -> list[int]:
+    """Every batch with status 'staged' (not only the ones of the latest event)."""
+    with warehouse.connect(conn_id) as conn:
+        return [b for (b,) in conn.execute(sql("pending_batches"))]
+
+
+def alert_rejected(verdict: Verdict) -> None:
+    from meterflow import alerts
+
+    lines = [
+        f"Batch {verdict.batch_id} from file {verdict.file_name} was REJECTED by the quality "
+        f"gate (suite {verdict.suite}); it will not be promoted into meter.readings_a|b|c.",
+        "",
+        "Failed expectations:",
+        *(f"  {f.line()}" for f in verdict.failures),
+        "",
+        f"Data Docs page: {verdict.docs_path or '-'} (under {docs_dir()} and "
+        f"s3://{config.get('s3_bucket')}/{DOCS_PREFIX}/)",
+        "Fix the file and land it again under a new name, or re-check this batch by triggering "
+        f"meter_quality with batch_id={verdict.batch_id}.",
+    ]
+    alerts.notify(f"batch {verdict.batch_id} rejected: {verdict.file_name}", "\n".join(lines))
+
+
+# --- publishing -----------------------------------------------------------------------------
+
+
+def publish_docs(changed: list[str]) -> list[str]:
+    """Copy the Data Docs site to s3://<bucket>/data-docs/: the given pages (relative paths)
+    every time, the rest of the site (styles, suite pages) when S3 lacks it. Returns keys."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    root = docs_dir()
+    bucket = config.get("s3_bucket")
+    client = S3Hook(aws_conn_id=config.get("aws_conn_id")).get_conn()
+    present: set[str] = set()
+    for page in client.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=f"{DOCS_PREFIX}/"
+    ):
+        present.update(obj["Key"] for obj in page.get("Contents", []))
+    wanted = set(changed)
+    keys = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root).as_posix()
+        key = f"{DOCS_PREFIX}/{rel}"
+        if rel in wanted or key not in present:
+            ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            client.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": ctype})
+            keys.append(key)
+    log.info("published %d Data Docs file(s) to s3://%s/%s/", len(keys), bucket, DOCS_PREFIX)
+    return keys

@@ -1,0 +1,149 @@
+"""The quality gate against the real PostgreSQL (and S3, SMTP): meterflow.quality validates a
+staged batch with GX in the database, records audit.quality_result, sets the batch's status,
+writes Data Docs and alerts on a rejected batch. One batch per defect class fails exactly the
+expectation meant for it."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+LONDON = ZoneInfo("Europe/London")
+CLEAN_DAY = date(2025, 1, 15)
+
+
+def day_slots(day: date, tz: ZoneInfo = LONDON) -> list[datetime]:
+    """UTC starts of every 30-minute interval of a local day (46, 48 or 50 of them)."""
+    start = datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(UTC)
+    nxt = day + timedelta(days=1)
+    end = datetime(nxt.year, nxt.month, nxt.day, tzinfo=tz).astimezone(UTC)
+    return [
+        start + timedelta(minutes=30 * i) for i in range(int((end - start) / timedelta(minutes=30)))
+    ]
+
+
+def day_rows(meter: str, day: date = CLEAN_DAY, quality: str = "A") -> list[tuple]:
+    return [
+        (meter, meter[-1], t, 0.25 + (i % 7) / 10, quality) for i, t in enumerate(day_slots(day))
+    ]
+
+
+def stage(db, rows: list[tuple], file_name: str = "readings.csv") -> int:
+    """An audit.load_batch row with status 'staged' (accounting balanced) and its rows."""
+    n = len(rows)
+    sha = hashlib.sha256(f"{file_name}{datetime.now().isoformat()}".encode()).hexdigest()
+    (batch_id,) = db.execute(
+        "INSERT INTO audit.load_batch (feed, file_name, file_path, sha256, size_bytes, status,"
+        " rows_read, rows_staged) VALUES ('spreadsheets', %s, %s, %s, 100, 'staged', %s, %s)"
+        " RETURNING batch_id",
+        (file_name, f"/landing/spreadsheets/{file_name}", sha, n, n),
+    ).fetchone()
+    with db.cursor().copy(
+        "COPY staging.reading (batch_id, row_no, meter_id, source, interval_start, kwh, quality,"
+        " ingested_at) FROM STDIN"
+    ) as copy:
+        for no, (meter, source, start, kwh, quality) in enumerate(rows, start=2):
+            copy.write_row((batch_id, no, meter, source, start, kwh, quality, datetime.now(UTC)))
+    return batch_id
+
+
+@pytest.fixture
+def gx_home(tmp_path, monkeypatch):
+    """GX file context and Data Docs of this test under tmp_path (not the demo's var/)."""
+    monkeypatch.setenv("MF_VAR", str(tmp_path / "var"))
+    monkeypatch.setenv("MF_DATA_DOCS_DIR", str(tmp_path / "var" / "data_docs"))
+    return tmp_path / "var"
+
+
+def status(db, batch_id: int) -> str:
+    return db.execute(
+        "SELECT status FROM audit.load_batch WHERE batch_id = %s", (batch_id,)
+    ).fetchone()[0]
+
+
+def test_clean_batch_with_clock_change_days_is_validated_and_recorded(db, gx_home):
+    from meterflow import quality
+
+    rows = (
+        day_rows("SMR89134A", date(2025, 3, 30))  # spring forward: 46 intervals
+        + day_rows("SMR89135B", date(2025, 10, 26))  # fall back: 50 intervals
+        + day_rows("SMR89136C")
+    )
+    batch_id = stage(db, rows)
+    verdict = quality.validate_batch(batch_id, publish=False)
+
+    assert verdict.verdict == "validated" and verdict.failures == []
+    assert status(db, batch_id) == "validated"
+    row = db.execute(
+        "SELECT suite, success, verdict, expectations_evaluated, expectations_failed, failures,"
+        " docs_path FROM audit.quality_result WHERE batch_id = %s",
+        (batch_id,),
+    ).fetchone()
+    assert row[:6] == ("meter_reading", True, "validated", 9, 0, [])
+    assert (gx_home / "data_docs" / row[6]).is_file()
+
+
+def _clean() -> list[tuple]:
+    return day_rows("SMR89134A")
+
+
+def _shift(rows: list[tuple], i: int, **change) -> list[tuple]:
+    meter, source, start, kwh, quality = rows[i]
+    new = dict(meter=meter, source=source, start=start, kwh=kwh, quality=quality) | change
+    return [*rows[:i], tuple(new.values()), *rows[i + 1 :]]
+
+
+def _future_day() -> list[tuple]:
+    return day_rows("SMR89134A", datetime.now(LONDON).date() + timedelta(days=2))
+
+
+DEFECTS = {
+    # defect: (rows, the one check that fails, its severity, resulting status)
+    "kwh_above_max": (lambda: _shift(_clean(), 5, kwh=99.0), "kwh_range", "critical", "rejected"),
+    "negative_kwh": (lambda: _shift(_clean(), 5, kwh=-0.5), "kwh_range", "critical", "rejected"),
+    "bad_meter_id": (
+        lambda: [("SMR8913A", *r[1:]) for r in _clean()],
+        "meter_id_pattern",
+        "critical",
+        "rejected",
+    ),
+    "misaligned_timestamp": (
+        lambda: _shift(_clean(), 5, start=_clean()[5][2] + timedelta(minutes=15)),
+        "interval_aligned",
+        "critical",
+        "rejected",
+    ),
+    "future_timestamp": (_future_day, "interval_not_future", "critical", "rejected"),
+    "duplicate_key": (lambda: [*_clean(), _clean()[7]], "key_unique", "critical", "rejected"),
+    "empty_batch": (lambda: [], "non_empty", "critical", "rejected"),
+    "incomplete_day": (lambda: _clean()[:-1], "day_complete", "warning", "validated"),
+    "many_estimated": (
+        lambda: [r if i % 4 else (*r[:4], "E") for i, r in enumerate(_clean())],
+        "estimated_share",
+        "warning",
+        "validated",
+    ),
+}
+
+
+@pytest.mark.parametrize("defect", DEFECTS)
+def test_a_batch_with_one_defect_fails_exactly_its_expectation(db, gx_home, defect):
+    from meterflow import quality
+
+    rows, check, severity, expected_status = DEFECTS[defect]
+    batch_id = stage(db, rows(), file_name=f"{defect}.csv")
+    verdict = quality.validate_batch(batch_id, publish=False, alert=False)
+
+    assert [(f.check, f.severity) for f in verdict.failures] == [(check, severity)]
+    assert verdict.verdict == expected_status == status(db, batch_id)
+    (failures,) = db.execute(
+        "SELECT failures FROM audit.quality_result WHERE batch_id = %s", (batch_id,)
+    ).fetchone()
+    assert [f["check"] for f in failures] == [check]
+    if defect != "empty_batch":
+        assert failures[0]["unexpected_count"] >= 1 and failures[0]["sample"]
