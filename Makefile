@@ -48,6 +48,9 @@ test-unit: setup ## only the tests that need no service
 bench: migrate ## benchmarks (ratios against baselines run in the same process)
 	@$(ENV) PYTHONPATH=.:plugins python -m bench $(BENCH)
 
+stream: setup ## the live meter stream receiver (POST /meter; token: MF_STREAM_TOKEN or var/stream/token)
+	@$(ENV) python -m meterflow.stream
+
 lint: setup ## ruff lint and format check
 	@$(ENV) ruff check . && ruff format --check .
 

@@ -91,6 +91,19 @@ KNOBS: dict[str, Knob] = {
             _bool,
             "Apply pending warehouse migrations at the start of DAG runs.",
         ),
+        # stream receiver (plugins/meterflow/stream, docs/stream.md)
+        Knob("stream_host", "127.0.0.1", str, "Address the stream receiver listens on."),
+        Knob("stream_port", 8090, int, "Port of the stream receiver."),
+        Knob("stream_token", "", str, "Bearer token of POST /meter; empty: <var>/stream/token."),
+        Knob("stream_max_body_kb", 1024.0, float, "Largest request body the receiver takes."),
+        Knob("stream_segment_mb", 64.0, float, "A stream segment is closed at this size."),
+        Knob("stream_segment_seconds", 300.0, float, "A stream segment is closed at this age."),
+        Knob(
+            "stream_open_dir",
+            lambda: _var_dir() / "stream" / "open",
+            Path,
+            "Open stream segments (same filesystem as the landing folder).",
+        ),
     ]
 }
 
