@@ -1,0 +1,8 @@
+-- One meter's readings with interval_start in [utc_from, utc_to) (meter_consumption_report).
+-- {table}: a fixed identifier from meterflow.aggregation.TABLES. meter_id, utc_from, utc_to:
+-- parameters.
+SELECT interval_start, kwh, quality
+  FROM {table}
+ WHERE meter_id = %(meter_id)s
+   AND interval_start >= %(utc_from)s AND interval_start < %(utc_to)s
+ ORDER BY interval_start

@@ -1,0 +1,7 @@
+-- kWh per region and source over local days [date_from, date_to].
+SELECT region, source, sum(kwh)::float8 AS kwh
+  FROM mart.consumption_by_region
+ WHERE source = ANY(%(sources)s::char[])
+   AND local_date BETWEEN %(date_from)s AND %(date_to)s
+ GROUP BY region, source
+ ORDER BY region, source

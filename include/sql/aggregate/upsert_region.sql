@@ -1,0 +1,13 @@
+-- mart.consumption_by_region for the days of agg_days, rolled up from mart.consumption_daily
+-- through the meter registry (region as registered now; unknown meters count as 'unassigned').
+INSERT INTO mart.consumption_by_region AS m (local_date, source, region, kwh, meters, intervals)
+SELECT d.local_date, d.source, coalesce(r.region, 'unassigned'), sum(c.kwh), count(*),
+       sum(c.intervals)
+  FROM agg_days d
+  JOIN mart.consumption_daily c ON c.source = d.source AND c.local_date = d.local_date
+  LEFT JOIN meter.meter r ON r.meter_id = c.meter_id
+ GROUP BY d.local_date, d.source, coalesce(r.region, 'unassigned')
+ON CONFLICT (local_date, source, region) DO UPDATE SET
+    kwh = excluded.kwh, meters = excluded.meters, intervals = excluded.intervals
+ WHERE (m.kwh, m.meters, m.intervals)
+       IS DISTINCT FROM (excluded.kwh, excluded.meters, excluded.intervals)

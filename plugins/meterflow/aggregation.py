@@ -1,0 +1,576 @@
+"""Peak-period aggregation: local days to recompute, the mart refresh, report periods and data.
+
+Marts (include/sql/migrations/V006__marts.sql) are refreshed for a set of (source, local day)
+pairs in ONE transaction by the SQL files of include/sql/aggregate/:
+
+1. ``stage_source.sql`` scans each source table once over those days: every reading's local
+   time in the tariffs' zone (``AT TIME ZONE``, so 2025-03-30 has 46 half hours and 2025-10-26
+   has 50 in Europe/London), its local day, its half hour of the day and its *interval class*
+   (the OR of the bits of every tariff whose peak band holds that half hour of the local week,
+   :meth:`meterflow.tariffs.TariffSet.class_codes`). One scan serves every tariff.
+2. ``upsert_*.sql`` write mart.peak_daily (per tariff), mart.consumption_daily and
+   mart.load_profile_daily from the staged sums, then roll the weeks, months and regions of
+   the touched days up from mart.consumption_daily.
+
+Incremental: a run recomputes only the days touched by new batches (found through the
+readings' batch_id) or the days asked for. Idempotent: rows are rewritten only when a value
+changes, and a per-meter day is never replaced by one computed from fewer intervals, so the
+marts keep days whose readings meter_archive has moved to S3.
+
+Table names come from :data:`TABLES`, a fixed mapping; every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+from psycopg import sql
+
+from meterflow import SQL_DIR
+from meterflow.tariffs import TariffSet
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+log = logging.getLogger(__name__)
+
+AGGREGATE_SQL = SQL_DIR / "aggregate"
+SCHEMA = "meter"
+TABLES: dict[str, str] = {"A": "readings_a", "B": "readings_b", "C": "readings_c"}
+SOURCES = tuple(TABLES)
+DEFAULT_PERIOD_DAYS = 7  # a scheduled run reports the 7 local days ending yesterday
+
+# Periods of meter_consumption_report.
+CSV_HEADER = ["meter_id", "interval_start_utc", "interval_start_local", "kwh", "quality"]
+PERIODS = ("previous_hour", "current_day", "current_week", "current_month", "previous_month")
+
+
+class AggregationError(ValueError):
+    """A request the aggregation cannot serve (unknown meter, bad range); the message says why."""
+
+
+def statement(name: str) -> str:
+    return (AGGREGATE_SQL / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def source_statement(name: str, source: str) -> sql.Composed:
+    """A statement of include/sql/aggregate/ with ``{table}`` = the source's readings table."""
+    return sql.SQL(statement(name)).format(table=sql.Identifier(SCHEMA, TABLES[source]))
+
+
+# --------------------------------------------------------------------------------------------
+# What a run does: which days to recompute, which period to report
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One meter_peak_report run: days to recompute per source, and the period to chart."""
+
+    days: dict[str, list[date]]
+    period_start: date
+    period_end: date
+    sources: tuple[str, ...]
+    tariff: str
+    reason: str
+    batch_ids: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def day_count(self) -> int:
+        return sum(len(v) for v in self.days.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["days"] = {s: [d.isoformat() for d in ds] for s, ds in self.days.items()}
+        out["period_start"] = self.period_start.isoformat()
+        out["period_end"] = self.period_end.isoformat()
+        out["sources"] = list(self.sources)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Plan:
+        return cls(
+            days={s: [date.fromisoformat(d) for d in ds] for s, ds in data["days"].items()},
+            period_start=date.fromisoformat(data["period_start"]),
+            period_end=date.fromisoformat(data["period_end"]),
+            sources=tuple(data["sources"]),
+            tariff=data["tariff"],
+            reason=data["reason"],
+            batch_ids={s: list(v) for s, v in (data.get("batch_ids") or {}).items()},
+        )
+
+
+def local_today(now: datetime, zone: ZoneInfo) -> date:
+    return now.astimezone(zone).date()
+
+
+def date_range(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def default_period(now: datetime, zone: ZoneInfo) -> tuple[date, date]:
+    """The 7 local days ending yesterday (the daily 06:00 run's report)."""
+    end = local_today(now, zone) - timedelta(days=1)
+    return end - timedelta(days=DEFAULT_PERIOD_DAYS - 1), end
+
+
+def parse_sources(value: Iterable[str] | str | None) -> tuple[str, ...]:
+    """Sources from a Param: None/empty = all; letters checked against A, B, C."""
+    if value is None or value == "" or value == []:
+        return SOURCES
+    items = [value] if isinstance(value, str) else list(value)
+    chosen = sorted({str(s).strip().upper() for s in items})
+    bad = [s for s in chosen if s not in TABLES]
+    if bad:
+        raise AggregationError(f"unknown source {bad[0]!r}: sources are {', '.join(SOURCES)}")
+    return tuple(chosen)
+
+
+def plan_run(
+    *,
+    params: Mapping[str, Any],
+    batch_ids: Mapping[str, list[int]] | None,
+    touched: Mapping[str, list[date]] | None,
+    now: datetime,
+    tariffs: TariffSet,
+) -> Plan:
+    """Decide a run's work.
+
+    - ``params`` date_from/date_to (local dates, either may be given alone): recompute and
+      report exactly that range.
+    - Otherwise, when new batches triggered the run (``touched``: their local days per
+      source): recompute those days; report from the first to the last of them.
+    - Otherwise (the daily 06:00 run, or a manual run without dates): recompute and report the
+      7 local days ending yesterday (late or restored readings of the week get caught up).
+    """
+    tariff = tariffs.get(params.get("tariff") or None).name
+    sources = parse_sources(params.get("sources"))
+    zone = tariffs.zone
+    first, last = params.get("date_from"), params.get("date_to")
+    if first or last:
+        start = date.fromisoformat(str(first or last))
+        end = date.fromisoformat(str(last or first))
+        if end < start:
+            raise AggregationError(f"date_to {end} is before date_from {start}")
+        days = date_range(start, end)
+        return Plan({s: days for s in sources}, start, end, sources, tariff, "requested range")
+    touched_days = {s: sorted(set(v)) for s, v in (touched or {}).items() if s in sources and v}
+    if batch_ids and any(batch_ids.values()):
+        every = sorted({d for v in touched_days.values() for d in v})
+        ids = {s: sorted(v) for s, v in batch_ids.items() if s in sources and v}
+        if not every:
+            today = local_today(now, zone)
+            return Plan({}, today, today, sources, tariff, "new batches touched no day", ids)
+        return Plan(touched_days, every[0], every[-1], sources, tariff, "new batches", ids)
+    start, end = default_period(now, zone)
+    days = date_range(start, end)
+    return Plan({s: days for s in sources}, start, end, sources, tariff, "daily period")
+
+
+def batch_ids_from_events(events: Mapping[str, Iterable[Mapping[str, Any] | None]]) -> dict:
+    """{source: batch ids} from triggering events keyed by asset name (readings_a → A)."""
+    out: dict[str, set[int]] = {}
+    by_name = {f"readings_{s.lower()}": s for s in SOURCES}
+    for name, extras in events.items():
+        source = by_name.get(name)
+        if source is None:
+            continue
+        for extra in extras:
+            ids = (extra or {}).get("batch_ids") or []
+            out.setdefault(source, set()).update(int(i) for i in ids)
+    return {s: sorted(v) for s, v in out.items()}
+
+
+def touched_days(
+    conn: psycopg.Connection, batch_ids: Mapping[str, list[int]], tz: str
+) -> dict[str, list[date]]:
+    """Local days holding readings of the given batches, per source."""
+    out: dict[str, list[date]] = {}
+    for source, ids in batch_ids.items():
+        if not ids:
+            continue
+        rows = conn.execute(
+            source_statement("touched_days", source), {"tz": tz, "batch_ids": list(ids)}
+        ).fetchall()
+        out[source] = [r[0] for r in rows]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# The refresh
+
+
+@dataclass
+class RefreshResult:
+    days: int = 0
+    staged_groups: int = 0
+    written: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{k} {v:,}" for k, v in self.written.items())
+        return (
+            f"recomputed {self.days:,} source-days ({self.staged_groups:,} groups); wrote {parts}"
+        )
+
+
+UPSERTS = (
+    ("peak_daily", "upsert_peak_daily"),
+    ("consumption_daily", "upsert_consumption_daily"),
+    ("load_profile_daily", "upsert_load_profile"),
+    ("consumption_weekly", "upsert_weekly"),
+    ("consumption_monthly", "upsert_monthly"),
+    ("consumption_by_region", "upsert_region"),
+    ("stale regions deleted", "delete_stale_regions"),
+)
+
+
+def utc_bounds(first: date, last: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """UTC instants surely covering local days [first, last] (a day wider on each side)."""
+    lo = datetime.combine(first - timedelta(days=1), time(), zone).astimezone(UTC)
+    hi = datetime.combine(last + timedelta(days=2), time(), zone).astimezone(UTC)
+    return lo, hi
+
+
+def refresh(
+    conn: psycopg.Connection, days: Mapping[str, Iterable[date]], tariffs: TariffSet
+) -> RefreshResult:
+    """Recompute every mart for the given local days per source, in one transaction."""
+    result = RefreshResult()
+    pairs = [(s, d) for s in SOURCES for d in sorted(set(days.get(s) or ()))]
+    result.days = len(pairs)
+    if not pairs:
+        return result
+    tz = tariffs.timezone
+    codes = tariffs.class_codes()
+    bits = tariffs.bits()
+    with conn.transaction():
+        conn.execute(statement("stage_tables"))
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO agg_days (source, local_date) VALUES (%s, %s)", pairs)
+        for source in SOURCES:
+            chosen = [d for s, d in pairs if s == source]
+            if not chosen:
+                continue
+            utc_from, utc_to = utc_bounds(chosen[0], chosen[-1], tariffs.zone)
+            cur = conn.execute(
+                source_statement("stage_source", source),
+                {
+                    "source": source,
+                    "tz": tz,
+                    "codes": codes,
+                    "utc_from": utc_from,
+                    "utc_to": utc_to,
+                },
+            )
+            result.staged_groups += cur.rowcount
+        conn.execute("ANALYZE agg_stage")
+        params = {"tz": tz, "tariffs": list(bits), "bits": list(bits.values())}
+        for label, name in UPSERTS:
+            cur = conn.execute(statement(name), params)
+            result.written[label] = cur.rowcount
+    log.info(result.summary())
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# Report data (charts)
+
+
+def report_data(conn: psycopg.Connection, plan: Plan) -> dict[str, list[tuple]]:
+    """The rows every peak-report chart needs, for the plan's period, sources and tariff."""
+    params = {
+        "tariff": plan.tariff,
+        "sources": list(plan.sources),
+        "date_from": plan.period_start,
+        "date_to": plan.period_end,
+    }
+    return {
+        name: conn.execute(statement(f"report_{name}"), params).fetchall()
+        for name in ("peak_means", "load_profile", "meter_days", "regions")
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# meter_consumption_report: one meter over a named period
+
+
+@dataclass(frozen=True)
+class Period:
+    name: str
+    start: datetime  # UTC, inclusive: the first interval_start of the period
+    end: datetime  # UTC, exclusive
+    label: str  # for titles and file names, in local time
+
+    @property
+    def intervals(self) -> int:
+        return int((self.end - self.start).total_seconds() // 1800)
+
+
+def period_bounds(name: str, now: datetime, zone: ZoneInfo) -> Period:
+    """The UTC span [start, end) of a named period around ``now``, in local calendar terms.
+
+    previous_hour: the last complete clock hour (2 intervals); current_day / current_week (ISO,
+    from Monday) / current_month: from the local start of the day / week / month to its end
+    (readings exist only up to now); previous_month: the whole calendar month before this one.
+    Spans follow local midnights, so a day with a clock change holds 46 or 50 intervals.
+    """
+    if now.tzinfo is None:
+        raise AggregationError("now must be timezone-aware")
+    local = now.astimezone(zone)
+
+    def at(d: date) -> datetime:
+        return datetime.combine(d, time(), zone).astimezone(UTC)
+
+    if name == "previous_hour":
+        end = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        start = end - timedelta(hours=1)
+        label = start.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+        return Period(name, start, end, label)
+    today = local.date()
+    if name == "current_day":
+        return Period(name, at(today), at(today + timedelta(days=1)), today.isoformat())
+    if name == "current_week":
+        monday = today - timedelta(days=today.weekday())
+        iso = monday.isocalendar()
+        label = f"{iso.year}-W{iso.week:02d}"
+        return Period(name, at(monday), at(monday + timedelta(days=7)), label)
+    first = today.replace(day=1)
+    next_first = (first + timedelta(days=32)).replace(day=1)
+    if name == "current_month":
+        return Period(name, at(first), at(next_first), first.strftime("%Y-%m"))
+    if name == "previous_month":
+        prev = (first - timedelta(days=1)).replace(day=1)
+        return Period(name, at(prev), at(first), prev.strftime("%Y-%m"))
+    raise AggregationError(f"unknown period {name!r}: one of {', '.join(PERIODS)}")
+
+
+def meter_source(conn: psycopg.Connection, meter_id: str) -> str:
+    """The source of a registered meter; an unknown meter is an error naming it."""
+    row = conn.execute(statement("meter_source"), {"meter_id": meter_id}).fetchone()
+    if not row:
+        raise AggregationError(f"meter {meter_id!r} is not in meter.meter (no readings yet?)")
+    return row[0]
+
+
+def meter_intervals(
+    conn: psycopg.Connection, meter_id: str, period: Period
+) -> list[tuple[datetime, float, str]]:
+    """(interval_start UTC, kWh, quality) of one meter's readings in the period."""
+    source = meter_source(conn, meter_id)
+    rows = conn.execute(
+        source_statement("meter_intervals", source),
+        {"meter_id": meter_id, "utc_from": period.start, "utc_to": period.end},
+    ).fetchall()
+    return [(r[0], float(r[1]), r[2]) for r in rows]
+
+
+# --------------------------------------------------------------------------------------------
+# Report files
+
+
+def report_dir(reports_dir: Path | str, plan: Plan) -> Path:
+    """<reports_dir>/<period_end>/: the charts of the report that ends on that local day."""
+    return Path(reports_dir) / plan.period_end.isoformat()
+
+
+def peak_figures(conn: psycopg.Connection, plan: Plan, tariffs: TariffSet) -> dict[str, Figure]:
+    """The four peak-report charts of the plan as matplotlib Figures, by file name."""
+    from meterflow import charts
+
+    data = report_data(conn, plan)
+    tariff = tariffs.get(plan.tariff)
+    start, end, zone = plan.period_start, plan.period_end, tariffs.timezone
+    log.info(
+        "report data for %s to %s (tariff %s, sources %s): %d source-days, %d meters",
+        start,
+        end,
+        tariff.name,
+        ",".join(plan.sources),
+        len(data["peak_means"]),
+        len({r[0] for r in data["meter_days"]}),
+    )
+    return {
+        f"peak_means_{tariff.name}.png": charts.peak_means_chart(
+            data["peak_means"], tariff, start, end, zone
+        ),
+        f"load_profile_{tariff.name}.png": charts.load_profile_chart(
+            data["load_profile"], tariff, start, end, zone
+        ),
+        "meter_heatmap.png": charts.heatmap_chart(data["meter_days"], start, end),
+        "consumption_by_region.png": charts.regions_chart(data["regions"], start, end),
+    }
+
+
+def write_peak_charts(
+    conn: psycopg.Connection, plan: Plan, tariffs: TariffSet, reports_dir: Path | str
+) -> list[Path]:
+    """The four peak-report charts of the plan as PNG files; returns their paths."""
+    from meterflow import charts
+
+    out = report_dir(reports_dir, plan)
+    paths = [
+        charts.save(fig, out / name) for name, fig in peak_figures(conn, plan, tariffs).items()
+    ]
+    log.info("wrote %d charts to %s", len(paths), out)
+    return paths
+
+
+def upload(paths: Iterable[Path], reports_dir: Path | str, bucket: str, s3) -> list[str]:
+    """Put report files on S3 under reports/<path below reports_dir>; returns the keys."""
+    keys = []
+    root = Path(reports_dir)
+    for path in paths:
+        key = "reports/" + Path(path).relative_to(root).as_posix()
+        content_type = "image/png" if path.suffix == ".png" else "text/csv"
+        s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType=content_type)
+        keys.append(key)
+    return keys
+
+
+def write_consumption_report(
+    conn: psycopg.Connection,
+    meter_id: str,
+    period: Period,
+    zone: ZoneInfo,
+    reports_dir: Path | str,
+    day: date,
+) -> list[Path]:
+    """One meter's readings in the period as a CSV and a chart under <reports_dir>/<day>/."""
+    import csv
+
+    from meterflow import charts
+
+    rows = meter_intervals(conn, meter_id, period)
+    out = Path(reports_dir) / day.isoformat()
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"consumption_{meter_id}_{period.name}_{period.label.replace(' ', 'T').replace(':', '')}"
+    csv_path = out / f"{stem}.csv"
+    tmp = csv_path.with_name(f".{csv_path.name}.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(CSV_HEADER)
+        for start, kwh, quality in rows:
+            writer.writerow(
+                [
+                    meter_id,
+                    start.astimezone(UTC).isoformat(),
+                    start.astimezone(zone).isoformat(),
+                    f"{kwh:g}",
+                    quality,
+                ]
+            )
+    os.replace(tmp, csv_path)
+    total = sum(r[1] for r in rows)
+    daily = period.name in ("current_week", "current_month", "previous_month")
+    fig = charts.consumption_chart(
+        rows, meter_id, f"{period.name} {period.label}", zone, daily=daily
+    )
+    png = charts.save(fig, out / f"{stem}.png")
+    log.info(
+        "%s %s (%s to %s UTC): %d intervals, %.3f kWh → %s, %s",
+        meter_id,
+        period.name,
+        period.start,
+        period.end,
+        len(rows),
+        total,
+        csv_path,
+        png,
+    )
+    return [png, csv_path]
+
+
+# --------------------------------------------------------------------------------------------
+# The DAGs' steps (dags/meter_peak_report.py, dags/meter_consumption_report.py)
+
+
+def _s3_client():
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    from meterflow import config
+
+    return S3Hook(aws_conn_id=config.get("aws_conn_id")).get_conn()
+
+
+def plan_for_run(
+    params: Mapping[str, Any],
+    events: Mapping[str, Iterable[Mapping[str, Any] | None]],
+    now: datetime,
+) -> Plan:
+    """A meter_peak_report run's plan from its Params and triggering READINGS events.
+
+    ``events``: the extras of the triggering asset events by asset name (readings_a, ...).
+    """
+    from meterflow import tariffs as tariff_config
+    from meterflow import warehouse
+
+    tariffs = tariff_config.load()
+    batch_ids = batch_ids_from_events(events)
+    touched = None
+    if batch_ids and not (params.get("date_from") or params.get("date_to")):
+        with warehouse.connect(autocommit=True) as conn:
+            touched = touched_days(conn, batch_ids, tariffs.timezone)
+    plan = plan_run(params=params, batch_ids=batch_ids, touched=touched, now=now, tariffs=tariffs)
+    log.info(
+        "plan (%s): recompute %d source-days; report %s to %s, sources %s, tariff %s%s",
+        plan.reason,
+        plan.day_count,
+        plan.period_start,
+        plan.period_end,
+        ",".join(plan.sources),
+        plan.tariff,
+        f"; batches {plan.batch_ids}" if plan.batch_ids else "",
+    )
+    return plan
+
+
+def refresh_for_plan(plan: Plan) -> RefreshResult:
+    """Recompute the marts for the plan's days (one transaction)."""
+    from meterflow import tariffs as tariff_config
+    from meterflow import warehouse
+
+    with warehouse.connect(autocommit=True) as conn:
+        return refresh(conn, plan.days, tariff_config.load())
+
+
+def publish_peak_charts(plan: Plan) -> dict[str, list[str]]:
+    """Write the plan's charts under <reports_dir>/<period_end>/ and put them on S3 under
+    reports/; returns {"files": local paths, "keys": S3 keys}."""
+    from meterflow import config, warehouse
+    from meterflow import tariffs as tariff_config
+
+    reports = config.get("reports_dir")
+    with warehouse.connect(autocommit=True) as conn:
+        paths = write_peak_charts(conn, plan, tariff_config.load(), reports)
+    bucket = config.get("s3_bucket")
+    keys = upload(paths, reports, bucket, _s3_client())
+    log.info("uploaded %d charts to s3://%s/%s", len(keys), bucket, keys[0].rsplit("/", 1)[0])
+    return {"files": [str(p) for p in paths], "keys": keys}
+
+
+def consumption_report(meter_id: str, period_name: str, now: datetime) -> dict[str, list[str]]:
+    """meter_consumption_report: one meter's period as CSV + chart, locally and on S3."""
+    from meterflow import config, warehouse
+
+    meter_id = meter_id.strip()
+    if not meter_id:
+        raise AggregationError("meter_id is empty: give a meter id such as SMR89134A")
+    zone = ZoneInfo(config.get("local_tz"))
+    period = period_bounds(period_name, now, zone)
+    reports = config.get("reports_dir")
+    with warehouse.connect(autocommit=True) as conn:
+        paths = write_consumption_report(
+            conn, meter_id, period, zone, reports, local_today(now, zone)
+        )
+    bucket = config.get("s3_bucket")
+    keys = upload(paths, reports, bucket, _s3_client())
+    for path, key in zip(paths, keys, strict=True):
+        log.info("report file %s (s3://%s/%s)", path, bucket, key)
+    return {"files": [str(p) for p in paths], "keys": keys}
