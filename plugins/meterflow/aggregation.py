@@ -3,11 +3,15 @@
 Marts (include/sql/migrations/V006__marts.sql) are refreshed for a set of (source, local day)
 pairs in ONE transaction by the SQL files of include/sql/aggregate/:
 
-1. ``stage_source.sql`` scans each source table once over those days: every reading's local
-   time in the tariffs' zone (``AT TIME ZONE``, so 2025-03-30 has 46 half hours and 2025-10-26
-   has 50 in Europe/London), its local day, its half hour of the day and its *interval class*
-   (the OR of the bits of every tariff whose peak band holds that half hour of the local week,
-   :meth:`meterflow.tariffs.TariffSet.class_codes`). One scan serves every tariff.
+1. ``stage_slots.sql`` maps every UTC half hour of those days (a few thousand, not one per
+   reading) to its local day in the tariffs' zone (``AT TIME ZONE``, so 2025-03-30 has 46 half
+   hours and 2025-10-26 has 50 in Europe/London), its half hour of the day and its *interval
+   class* (the OR of the bits of every tariff whose peak band holds that half hour of the local
+   week, :meth:`meterflow.tariffs.TariffSet.class_codes`), numbering the runs of equal (day,
+   class). ``stage_readings.sql`` then scans each source table once, summing per meter and run
+   (found by binary search over the runs' starts) and per half hour; ``stage_sums.sql`` turns
+   those into sums per meter, day and class, and per source, day and half hour. One scan serves
+   every tariff. A reading off the 30-minute grid raises :class:`AggregationError`.
 2. ``upsert_*.sql`` write mart.peak_daily (per tariff), mart.consumption_daily and
    mart.load_profile_daily from the staged sums, then roll the weeks, months and regions of
    the touched days up from mart.consumption_daily.
@@ -231,45 +235,65 @@ UPSERTS = (
 )
 
 
+WORK_MEM = "256MB"  # SET LOCAL for the refresh: the per-meter sums hash in memory, no spill
+
+
 def utc_bounds(first: date, last: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    """UTC instants surely covering local days [first, last] (a day wider on each side)."""
-    lo = datetime.combine(first - timedelta(days=1), time(), zone).astimezone(UTC)
-    hi = datetime.combine(last + timedelta(days=2), time(), zone).astimezone(UTC)
+    """UTC instants [start of local day ``first``, start of the local day after ``last``)."""
+    lo = datetime.combine(first, time(), zone).astimezone(UTC)
+    hi = datetime.combine(last + timedelta(days=1), time(), zone).astimezone(UTC)
     return lo, hi
 
 
 def refresh(
     conn: psycopg.Connection, days: Mapping[str, Iterable[date]], tariffs: TariffSet
 ) -> RefreshResult:
-    """Recompute every mart for the given local days per source, in one transaction."""
+    """Recompute every mart for the given local days per source, in one transaction.
+
+    Raises :class:`AggregationError` when a reading of those days is off the 30-minute grid.
+    """
     result = RefreshResult()
     pairs = [(s, d) for s in SOURCES for d in sorted(set(days.get(s) or ()))]
     result.days = len(pairs)
     if not pairs:
         return result
     tz = tariffs.timezone
-    codes = tariffs.class_codes()
     bits = tariffs.bits()
+    bounds: dict[str, tuple[datetime | None, datetime | None]] = {}
+    for source in SOURCES:
+        chosen = [d for s, d in pairs if s == source]
+        bounds[source] = utc_bounds(chosen[0], chosen[-1], tariffs.zone) if chosen else (None, None)
+    utc_from = min(lo for lo, _hi in bounds.values() if lo is not None)
+    utc_to = max(hi for _lo, hi in bounds.values() if hi is not None)
     with conn.transaction():
+        conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(WORK_MEM)))
         conn.execute(statement("stage_tables"))
         with conn.cursor() as cur:
             cur.executemany("INSERT INTO agg_days (source, local_date) VALUES (%s, %s)", pairs)
-        for source in SOURCES:
-            chosen = [d for s, d in pairs if s == source]
-            if not chosen:
-                continue
-            utc_from, utc_to = utc_bounds(chosen[0], chosen[-1], tariffs.zone)
-            cur = conn.execute(
-                source_statement("stage_source", source),
-                {
-                    "source": source,
-                    "tz": tz,
-                    "codes": codes,
-                    "utc_from": utc_from,
-                    "utc_to": utc_to,
-                },
+        conn.execute(
+            statement("stage_slots"),
+            {"tz": tz, "codes": tariffs.class_codes(), "utc_from": utc_from, "utc_to": utc_to},
+        )
+        seg_starts = [
+            r[0]
+            for r in conn.execute(
+                "SELECT min(utc) FROM agg_slot GROUP BY seg ORDER BY seg"
+            ).fetchall()
+        ]
+        params: dict[str, Any] = {"seg_starts": seg_starts}
+        for source, (lo, hi) in bounds.items():
+            params[f"from_{source.lower()}"], params[f"to_{source.lower()}"] = lo, hi
+        tables = {f"readings_{s.lower()}": sql.Identifier(SCHEMA, t) for s, t in TABLES.items()}
+        conn.execute(sql.SQL(statement("stage_readings")).format(**tables), params)
+        off_grid = conn.execute(statement("off_grid")).fetchall()
+        if off_grid:
+            detail = "; ".join(f"source {s}: {n:,} (first {t.isoformat()})" for s, n, t in off_grid)
+            raise AggregationError(
+                f"readings off the 30-minute grid, not aggregated: {detail}; "
+                "interval_start must be a whole half hour"
             )
-            result.staged_groups += cur.rowcount
+        cur = conn.execute(statement("stage_sums"))
+        result.staged_groups = cur.rowcount
         conn.execute("ANALYZE agg_stage")
         params = {"tz": tz, "tariffs": list(bits), "bits": list(bits.values())}
         for label, name in UPSERTS:

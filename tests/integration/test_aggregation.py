@@ -541,3 +541,32 @@ def test_consumption_chart_has_one_bar_per_interval_of_the_period(loaded):
     rows = aggregation.meter_intervals(loaded, "SMR00001A", p)
     ax = charts.consumption_chart(rows, "SMR00001A", "previous_month", LONDON, daily=True).axes[0]
     assert [round(b.get_height(), 6) for b in ax.patches] == [11.76, 10.81, 11.76]
+
+
+def test_a_reading_off_the_half_hour_grid_stops_the_refresh_and_names_it(loaded):
+    refresh_days(loaded)
+    before = _snapshot(loaded)
+    odd = datetime(2025, 3, 31, 16, 10, tzinfo=UTC)
+    insert_readings(loaded, [("SMR00001A", odd, Decimal("1"))], batch_id=3)
+    with pytest.raises(aggregation.AggregationError, match=r"source A: 1 .*2025-03-31T16:10"):
+        refresh_days(loaded)
+    assert _snapshot(loaded) == before  # nothing written: the refresh is one transaction
+
+
+def test_days_that_are_not_asked_for_between_two_asked_days_are_not_computed(db):
+    for meter, (source, region, _f) in METERS.items():
+        db.execute(
+            "INSERT INTO meter.meter (meter_id, source, region) VALUES (%s, %s, %s)",
+            (meter, source, region),
+        )
+    insert_readings(db, fixture_rows([SAT, SPRING, MON_BST]))
+    aggregation.refresh(db, {"A": [SAT, MON_BST]}, TEST_TARIFFS)
+    days = db.execute(
+        "SELECT DISTINCT source, local_date FROM mart.peak_daily ORDER BY 1, 2"
+    ).fetchall()
+    assert days == [("A", SAT), ("A", MON_BST)]
+    profile = db.execute(
+        "SELECT local_date, count(*), sum(readings) FROM mart.load_profile_daily "
+        "GROUP BY local_date ORDER BY 1"
+    ).fetchall()
+    assert profile == [(SAT, 48, 96), (MON_BST, 48, 96)]

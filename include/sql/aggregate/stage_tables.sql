@@ -1,4 +1,5 @@
--- Scratch tables of one refresh (one transaction; dropped at commit).
+-- Scratch tables of one refresh (one transaction; dropped at commit). stage_slots.sql and
+-- stage_readings.sql add agg_slot and agg_read (CREATE TABLE AS).
 -- agg_days: the (source, local day) pairs this refresh recomputes.
 -- agg_stage: readings of those days summed per meter, local day and interval class (the OR of
 -- the bits of the tariffs whose peak band holds the half hour; slot NULL), and per source,

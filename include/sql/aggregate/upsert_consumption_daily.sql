@@ -8,7 +8,9 @@ SELECT g.source, g.meter_id, g.local_date, g.kwh, g.n, e.expected,
           FROM agg_stage
          WHERE meter_id IS NOT NULL
          GROUP BY source, meter_id, local_date) g
-  JOIN LATERAL (SELECT mart.day_intervals(g.local_date, %(tz)s) AS expected) e ON true
+  JOIN (SELECT local_date, mart.day_intervals(local_date, %(tz)s) AS expected
+          FROM (SELECT DISTINCT local_date FROM agg_days) d) e
+    ON e.local_date = g.local_date
 ON CONFLICT (source, meter_id, local_date) DO UPDATE SET
     kwh = excluded.kwh, intervals = excluded.intervals,
     expected_intervals = excluded.expected_intervals, completeness = excluded.completeness

@@ -2,6 +2,7 @@
 -- day. A tariff's peak band is the classes with its bit set. Means are kWh per half hour; NULL
 -- when the band has no interval that day. A row is replaced only by one computed from at least
 -- as many intervals (archived readings never shrink a mart row), and only when a value changed.
+-- The expected intervals are computed once per local day, not once per row.
 -- tariffs, bits (meterflow.tariffs.TariffSet.bits), tz: parameters.
 INSERT INTO mart.peak_daily AS m (
     tariff, source, meter_id, local_date, peak_mean_kwh, offpeak_mean_kwh, peak_kwh, offpeak_kwh,
@@ -21,7 +22,9 @@ SELECT g.tariff, g.source, g.meter_id, g.local_date,
          CROSS JOIN unnest(%(tariffs)s::text[], %(bits)s::integer[]) AS t(tariff, bit)
          WHERE s.meter_id IS NOT NULL
          GROUP BY t.tariff, s.source, s.meter_id, s.local_date) g
-  JOIN LATERAL (SELECT mart.day_intervals(g.local_date, %(tz)s) AS expected) e ON true
+  JOIN (SELECT local_date, mart.day_intervals(local_date, %(tz)s) AS expected
+          FROM (SELECT DISTINCT local_date FROM agg_days) d) e
+    ON e.local_date = g.local_date
 ON CONFLICT (tariff, source, meter_id, local_date) DO UPDATE SET
     peak_mean_kwh = excluded.peak_mean_kwh, offpeak_mean_kwh = excluded.offpeak_mean_kwh,
     peak_kwh = excluded.peak_kwh, offpeak_kwh = excluded.offpeak_kwh,
