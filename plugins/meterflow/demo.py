@@ -73,16 +73,31 @@ class Airflow:
             runs.extend(resp.json()["dag_runs"])
         return sorted(runs, key=lambda r: r.get("run_after") or "")
 
-    def failed_tasks(self, dag_id: str, run_id: str) -> list[str]:
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         resp = self.http.get(
             f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 500}
         )
         resp.raise_for_status()
+        return resp.json()["task_instances"]
+
+    def failed_tasks(self, dag_id: str, run_id: str) -> list[str]:
         return [
             f"{t['task_id']}[{t['map_index']}]" if t["map_index"] >= 0 else t["task_id"]
-            for t in resp.json()["task_instances"]
+            for t in self.task_instances(dag_id, run_id)
             if t["state"] in ("failed", "upstream_failed")
         ]
+
+    def only_waiting_for_files(self, run: dict) -> bool:
+        """An ingest run whose sensor waits (deferred) for files that have not landed: idle."""
+        if run["dag_id"] != "meter_ingest":
+            return False
+        states = {
+            t["task_id"]: t["state"] for t in self.task_instances(run["dag_id"], run["dag_run_id"])
+        }
+        # deferred: the sensor looked and found no file (it succeeds at once when one is there)
+        return states.get("wait_for_files") in ("deferred", "up_for_reschedule") and all(
+            states.get(t) in (None, "none", "scheduled") for t in ("list_files", "load", "announce")
+        )
 
 
 def _login() -> tuple[str, str]:
@@ -99,12 +114,12 @@ def _wait(af: Airflow, dag_ids: list[str], since: datetime, timeout: float, quie
     seen = -1
     while time.monotonic() < deadline:
         runs = af.runs_since(dag_ids, since)
-        # A scheduled meter_ingest run just waits (deferred) for the next files: not "work".
+        # A meter_ingest run whose sensor waits (deferred) for the next files is not "work":
+        # the scheduled run that unpausing starts may have taken the demo's files already.
         active = [
             r
             for r in runs
-            if r["state"] in ("queued", "running")
-            and not (r["dag_id"] == "meter_ingest" and r.get("run_type") == "scheduled")
+            if r["state"] in ("queued", "running") and not af.only_waiting_for_files(r)
         ]
         if active or len(runs) != seen:
             settled_at = None

@@ -317,6 +317,10 @@ def load_file(
             raise readers.UnreadableFile(
                 f"{path}: no feed in feeds.yaml takes this file (folder and pattern)"
             )
+    if feed.name == "registry":  # meter_id, site, region, owner → meter.meter, no readings
+        from meterflow import registry
+
+        return registry.load_file(path, feed, conn_id=conn_id, landing_dir=landing, move=move)
     now = now or datetime.now(UTC)
     result = LoadResult(file=path.name, feed=feed.name)
     digest = sha256_file(path)

@@ -1,0 +1,10 @@
+-- Add the batch's readings of one source whose (meter, interval) has no reading yet. Runs after
+-- supersede_source.sql, so every key that already existed conflicts and is left alone here;
+-- the row count is the batch's "promoted" (new) count.
+-- {table}: from the fixed mapping in meterflow.segregate. batch_id, source: parameters.
+INSERT INTO {table} (meter_id, interval_start, kwh, quality, batch_id, ingested_at)
+SELECT meter_id, interval_start, kwh, quality, batch_id, ingested_at
+  FROM staging.reading
+ WHERE batch_id = %(batch_id)s
+   AND source = %(source)s
+ON CONFLICT (meter_id, interval_start) DO NOTHING;
