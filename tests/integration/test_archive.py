@@ -1,0 +1,479 @@
+"""Archive to S3 and restore, against the real PostgreSQL and S3 endpoint, with a fixed now.
+
+now = 2025-03-10 12:00 UTC, retention 30 days → cutoff 2025-02-08 00:00 UTC: January is a
+whole month past the cutoff (its partition is dropped), 1–7 February are deleted day by day,
+8 February onwards stays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import json
+import os
+import socket
+import threading
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from meterflow import archive
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
+CUTOFF = datetime(2025, 2, 8, tzinfo=UTC)
+FIRST = datetime(2025, 1, 30, tzinfo=UTC)  # readings from here ...
+LAST = datetime(2025, 2, 10, tzinfo=UTC)  # ... to here (exclusive)
+KWH = [Decimal("0.25"), Decimal("1.123456"), Decimal("3"), Decimal("0.5")]
+COLUMNS = "meter_id, interval_start, kwh, quality, batch_id, ingested_at"
+
+
+def _readings(source: str, meters: int = 2) -> list[tuple]:
+    rows = []
+    ingested = datetime(2025, 2, 11, 6, 0, 0, 123456, tzinfo=UTC)
+    for m in range(meters):
+        t, i = FIRST, 0
+        while t < LAST:
+            quality = "E" if i % 17 == 0 else "A"
+            rows.append((f"SMR8913{m}{source}", t, KWH[(i + m) % 4], quality, 7 + m, ingested))
+            t += timedelta(minutes=30)
+            i += 1
+    return rows
+
+
+def _insert(db, source: str, rows: list[tuple]) -> None:
+    table = f"meter.readings_{source.lower()}"
+    db.execute(
+        "SELECT meter.ensure_partitions(%s::regclass, %s, %s)",
+        (table, min(r[1] for r in rows), max(r[1] for r in rows) + timedelta(minutes=30)),
+    )
+    with db.cursor() as cur:
+        cur.executemany(f"INSERT INTO {table} ({COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)", rows)
+
+
+def _table(db, source: str) -> list[tuple]:
+    return db.execute(
+        f"SELECT {COLUMNS} FROM meter.readings_{source.lower()} ORDER BY meter_id, interval_start"
+    ).fetchall()
+
+
+def _days(rows: list[tuple]) -> dict[date, tuple[int, Decimal]]:
+    out: dict[date, tuple[int, Decimal]] = {}
+    for r in rows:
+        n, s = out.get(r[1].date(), (0, Decimal(0)))
+        out[r[1].date()] = (n + 1, s + r[2])
+    return out
+
+
+def _keys(s3_client, bucket: str, prefix: str = "") -> list[str]:
+    pages = s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return sorted(o["Key"] for p in pages for o in p.get("Contents", []))
+
+
+def _exists(db, name: str) -> bool:
+    return db.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]
+
+
+@pytest.fixture
+def loaded(db, bucket):
+    """Readings of sources A and B from 30 January to 9 February; returns them."""
+    data = {s: _readings(s) for s in ("A", "B")}
+    for source, rows in data.items():
+        _insert(db, source, rows)
+    return data
+
+
+def test_archiving_moves_exactly_the_rows_older_than_the_cutoff(db, loaded):
+    summary = archive.archive_readings(now=NOW, retention_days=30, run_id="t1")
+
+    assert summary["cutoff"] == CUTOFF.isoformat()
+    for source, rows in loaded.items():
+        assert _table(db, source) == [r for r in rows if r[1] >= CUTOFF]
+        old = [r for r in rows if r[1] < CUTOFF]
+        assert summary["sources"][source]["rows_removed"] == len(old)
+        assert Decimal(summary["sources"][source]["kwh_removed"]) == sum(r[2] for r in old)
+    # January is wholly past the cutoff: its partition was dropped, not emptied row by row.
+    assert not _exists(db, "meter.readings_a_202501")
+    assert _exists(db, "meter.readings_a_202502")
+    assert summary["sources"]["A"]["partitions_dropped"] == ["meter.readings_a_202501"]
+    assert summary["sources"]["C"]["rows_removed"] == 0
+
+
+def test_objects_and_manifests_on_s3_match_the_archived_rows(db, loaded, s3_client, bucket):
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    archive.archive_readings(now=NOW, retention_days=30, run_id="t2")
+
+    for source, rows in loaded.items():
+        expected = {d: v for d, v in _days(rows).items() if d < CUTOFF.date()}
+        manifests = _keys(s3_client, bucket, f"archive/source={source}/")
+        manifests = [k for k in manifests if k.endswith("manifest.json")]
+        assert len(manifests) == len(expected) == 9  # 30 Jan .. 7 Feb
+        for day, (n, kwh) in expected.items():
+            prefix = f"archive/source={source}/year={day:%Y}/month={day:%m}/day={day:%d}/"
+            body = s3_client.get_object(Bucket=bucket, Key=prefix + "manifest.json")["Body"]
+            manifest = json.loads(body.read())
+            assert manifest["schema_version"] == archive.SCHEMA_VERSION
+            assert (manifest["rows"], Decimal(manifest["kwh_sum"])) == (n, kwh)
+            assert manifest["min_interval_start"] == f"{day}T00:00:00+00:00"
+            assert manifest["max_interval_start"] == f"{day}T23:30:00+00:00"
+            [obj] = manifest["objects"]
+            assert obj["key"].startswith(prefix) and obj["key"].endswith(".parquet")
+            data = s3_client.get_object(Bucket=bucket, Key=obj["key"])["Body"].read()
+            assert (len(data), hashlib.sha256(data).hexdigest()) == (obj["bytes"], obj["sha256"])
+            parquet = pq.ParquetFile(io.BytesIO(data))
+            assert parquet.metadata.row_group(0).column(0).compression == "ZSTD"
+            table = parquet.read()
+            assert (table.num_rows, pc.sum(table["kwh"]).as_py()) == (n, kwh)
+
+
+def test_restore_of_the_archive_gives_back_the_original_rows_value_for_value(db, loaded):
+    before = {s: _table(db, s) for s in loaded}
+    archive.archive_readings(now=NOW, retention_days=30, run_id="t3")
+    assert all(len(_table(db, s)) < len(before[s]) for s in loaded)
+
+    for source in loaded:
+        first = archive.restore(
+            source=source, first_day=date(2025, 1, 1), last_day=date(2025, 2, 28), run_id="r1"
+        )
+        assert first["rows_restored"] == len(before[source]) - 2 * 48 * 2  # 8, 9 Feb stayed
+        assert _table(db, source) == before[source]
+        again = archive.restore(
+            source=source, first_day=date(2025, 1, 1), last_day=date(2025, 2, 28), run_id="r2"
+        )
+        assert again["rows_restored"] == 0
+        assert again["rows_already_present"] == first["rows_restored"]
+        assert _table(db, source) == before[source]  # restoring twice gives one copy
+
+    restored = db.execute(
+        "SELECT run_id, source, sum(rows) FROM audit.archive_run WHERE step = 'restore' "
+        "AND status = 'ok' GROUP BY 1, 2 ORDER BY 1, 2"
+    ).fetchall()
+    assert [(r, s) for r, s, _ in restored] == [("r1", "A"), ("r1", "B"), ("r2", "A"), ("r2", "B")]
+    assert [n for r, _, n in restored if r == "r2"] == [0, 0]
+
+
+def test_restore_of_a_range_brings_back_only_those_days(db, loaded):
+    archive.archive_readings(now=NOW, retention_days=30, run_id="t4")
+    out = archive.restore(source="A", first_day=date(2025, 2, 2), last_day=date(2025, 2, 3))
+    assert out["days"] == ["2025-02-02", "2025-02-03"]
+    days = {r[1].date() for r in _table(db, "A")}
+    assert days == {date(2025, 2, 2), date(2025, 2, 3), date(2025, 2, 8), date(2025, 2, 9)}
+
+
+def test_dry_run_changes_nothing_and_reports_what_it_would_move(db, loaded, s3_client, bucket):
+    before = {s: _table(db, s) for s in loaded}
+
+    summary = archive.archive_readings(now=NOW, retention_days=30, dry_run=True)
+
+    a = summary["sources"]["A"]
+    old = [r for r in loaded["A"] if r[1] < CUTOFF]
+    assert (a["days"], a["rows"], Decimal(a["kwh_sum"])) == (9, len(old), sum(r[2] for r in old))
+    assert (a["first_day"], a["last_day"]) == ("2025-01-30", "2025-02-07")
+    assert a["partitions_to_drop"] == ["meter.readings_a_202501"]
+    assert {s: _table(db, s) for s in loaded} == before
+    assert _keys(s3_client, bucket) == []
+    assert db.execute("SELECT count(*) FROM audit.archive_run").fetchone()[0] == 0
+
+
+def test_every_step_is_recorded_in_the_audit(db, loaded):
+    archive.archive_readings(now=NOW, retention_days=30, run_id="t5", sources=["A"])
+    steps = db.execute(
+        "SELECT step, count(*) FROM audit.archive_run WHERE run_id = 't5' AND status = 'ok' "
+        "GROUP BY step"
+    ).fetchall()
+    assert dict(steps) == {
+        "export": 9,
+        "upload": 9,
+        "verify": 9,
+        "manifest": 9,
+        "delete": 9,
+        "drop_partition": 1,
+    }
+
+
+def test_marts_keep_the_aggregates_of_archived_days(db, loaded):
+    db.execute(
+        "INSERT INTO mart.consumption_daily VALUES ('A', 'SMR89130A', '2025-01-31', 60.5, 48, "
+        "48, 1)"
+    )
+    archive.archive_readings(now=NOW, retention_days=30)
+    assert db.execute("SELECT kwh FROM mart.consumption_daily").fetchall() == [(Decimal("60.5"),)]
+
+
+def test_a_day_that_changes_after_its_export_stays_until_the_next_run(db, loaded, monkeypatch):
+    """A late reading lands in January between export and delete: January's partition is not
+    dropped, that day stays, the other days go; the next run merges the day into its archive."""
+    real = archive.archive_day
+    late = (
+        "SMR89199A",
+        datetime(2025, 1, 31, 5, 0, tzinfo=UTC),
+        Decimal("9.75"),
+        "A",
+        99,
+        datetime(2025, 3, 10, tzinfo=UTC),
+    )
+
+    def archive_then_late_reading(conn, s3, bucket, source, day, audit):
+        done = real(conn, s3, bucket, source, day, audit)
+        if source == "A" and day == date(2025, 2, 7):  # the last old day: export is over
+            _insert(db, "A", [late])
+        return done
+
+    monkeypatch.setattr(archive, "archive_day", archive_then_late_reading)
+    archive.archive_readings(now=NOW, retention_days=30, sources=["A"], run_id="t6")
+
+    kept = {r[1].date() for r in _table(db, "A") if r[1] < CUTOFF}
+    assert kept == {date(2025, 1, 31)}
+    assert _exists(db, "meter.readings_a_202501")
+    assert db.execute(
+        "SELECT status FROM audit.archive_run WHERE run_id = 't6' AND day = '2025-01-31' "
+        "AND step = 'delete'"
+    ).fetchall() == [("skipped",)]
+
+    monkeypatch.setattr(archive, "archive_day", real)
+    archive.archive_readings(now=NOW, retention_days=30, sources=["A"], run_id="t7")
+    assert all(r[1] >= CUTOFF for r in _table(db, "A"))
+    archive.restore(source="A", first_day=date(2025, 1, 31))
+    jan31 = [r for r in _table(db, "A") if r[1].date() == date(2025, 1, 31)]
+    assert len(jan31) == 2 * 48 + 1 and tuple(late) in jan31
+
+
+def test_a_better_late_reading_replaces_the_archived_one(db, loaded):
+    archive.archive_readings(now=NOW, retention_days=30, sources=["A"])
+    old = next(r for r in loaded["A"] if r[3] == "E" and r[1] < CUTOFF)
+    better = (old[0], old[1], Decimal("2.5"), "A", 123, NOW)
+    worse = next(r for r in loaded["A"] if r[3] == "A" and r[1].date() == old[1].date())
+    _insert(db, "A", [better, (worse[0], worse[1], Decimal("7"), "E", 124, NOW)])
+
+    archive.archive_readings(now=NOW, retention_days=30, sources=["A"])
+    archive.restore(source="A", first_day=old[1].date())
+    rows = {(r[0], r[1]): r for r in _table(db, "A")}
+    assert rows[(old[0], old[1])] == better  # actual beats the archived estimate
+    assert rows[(worse[0], worse[1])] == worse  # an estimate does not beat an archived actual
+
+
+def test_an_object_that_reads_back_different_stops_the_run_before_any_delete(
+    db, loaded, s3_client, bucket, monkeypatch
+):
+    """Another writer replaces 2 February's Parquet on S3 right after the upload: the read-back
+    does not match, the run fails naming the object, nothing leaves the warehouse and the day
+    gets no manifest."""
+    before = {s: _table(db, s) for s in loaded}
+    real_put = archive._put
+
+    def put_then_overwrite(s3, bucket_, key, data, content_type, **meta):
+        real_put(s3, bucket_, key, data, content_type, **meta)
+        if "/day=02/" in key and key.endswith(".parquet"):
+            s3_client.put_object(Bucket=bucket_, Key=key, Body=data[:-1] + b"\0")
+
+    monkeypatch.setattr(archive, "_put", put_then_overwrite)
+    with pytest.raises(archive.ArchiveError, match=r"day=02/.*read back"):
+        archive.archive_readings(now=NOW, retention_days=30, sources=["A"], run_id="bad")
+
+    assert {s: _table(db, s) for s in loaded} == before
+    assert _keys(s3_client, bucket, "archive/source=A/year=2025/month=02/day=02/manifest") == []
+    assert db.execute(
+        "SELECT step, status, day FROM audit.archive_run WHERE run_id = 'bad' AND status <> 'ok'"
+    ).fetchall() == [("archive", "failed", date(2025, 2, 2))]
+
+
+# --- S3 endpoint stopped mid-run ---------------------------------------------------------
+
+
+class Endpoint:
+    """A TCP relay in front of the local S3 server that can be stopped and started again, so
+    the archive sees a real endpoint go away (connection refused) and come back with its data."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = ("127.0.0.1", target_port)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._server: socket.socket | None = None
+        self._open: list[socket.socket] = []
+
+    def start(self) -> None:
+        server = socket.socket()
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", self.port))
+        server.listen(16)
+        self._server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for s in self._open:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+        self._open.clear()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            self._open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def endpoint(monkeypatch):
+    relay = Endpoint(int(os.environ.get("MF_S3_PORT", "5001")))
+    relay.start()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AWS_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "aws",
+                "login": "meterflow-local",
+                "password": "meterflow-local",
+                "extra": {
+                    "endpoint_url": f"http://127.0.0.1:{relay.port}",
+                    "region_name": "eu-west-2",
+                    "config_kwargs": {
+                        "retries": {"mode": "standard", "max_attempts": 1},
+                        "connect_timeout": 2,
+                        "read_timeout": 10,
+                    },
+                },
+            }
+        ),
+    )
+    yield relay
+    relay.stop()
+
+
+def test_s3_stopped_mid_run_deletes_nothing_and_the_retry_completes(
+    db, loaded, s3_client, bucket, endpoint, monkeypatch
+):
+    before = {s: _table(db, s) for s in loaded}
+    real_put = archive._put
+    puts = []
+
+    def put_then_stop(s3, bucket_, key, data, content_type, **meta):
+        real_put(s3, bucket_, key, data, content_type, **meta)
+        puts.append(key)
+        if len(puts) == 5:  # day 1 and 2 archived, day 3 uploaded: the endpoint goes away
+            endpoint.stop()
+
+    monkeypatch.setattr(archive, "_put", put_then_stop)
+    with pytest.raises(Exception, match=r"(?i)connect"):
+        archive.archive_readings(now=NOW, retention_days=30, run_id="down")
+
+    assert {s: _table(db, s) for s in loaded} == before  # nothing deleted
+    assert (
+        db.execute(
+            "SELECT count(*) FROM audit.archive_run WHERE run_id = 'down' AND status = 'failed'"
+        ).fetchone()[0]
+        == 1
+    )
+    assert (
+        db.execute("SELECT count(*) FROM audit.archive_run WHERE step = 'delete'").fetchone()[0]
+        == 0
+    )
+
+    endpoint.start()
+    monkeypatch.setattr(archive, "_put", real_put)
+    archive.archive_readings(now=NOW, retention_days=30, run_id="retry")
+
+    for source, rows in loaded.items():
+        assert _table(db, source) == [r for r in rows if r[1] >= CUTOFF]
+        keys = _keys(s3_client, bucket, f"archive/source={source}/")
+        assert len(keys) == 2 * 9  # one Parquet + one manifest per day: no duplicates
+        archive.restore(source=source, first_day=date(2025, 1, 1), last_day=date(2025, 2, 28))
+        assert _table(db, source) == rows
+
+
+def test_an_upload_left_by_an_interrupted_run_is_removed_once_the_day_is_archived(
+    db, loaded, s3_client, bucket, endpoint, monkeypatch
+):
+    """The endpoint goes away after 1 February's Parquet is uploaded but before its manifest;
+    a late reading then changes that day, so the retry writes a different object: the day ends
+    with exactly one Parquet (the one its manifest names) and the late reading is in it."""
+    real_put = archive._put
+    puts = []
+
+    def put_then_stop(s3, bucket_, key, data, content_type, **meta):
+        real_put(s3, bucket_, key, data, content_type, **meta)
+        puts.append(key)
+        if len(puts) == 5:  # 30, 31 January archived; 1 February's Parquet uploaded
+            endpoint.stop()
+
+    monkeypatch.setattr(archive, "_put", put_then_stop)
+    with pytest.raises(Exception, match=r"(?i)connect"):
+        archive.archive_readings(now=NOW, retention_days=30, sources=["A"], run_id="down")
+    left = puts[-1]
+    assert "/day=01/" in left and left.endswith(".parquet")
+    late = ("SMR89199A", datetime(2025, 2, 1, 5, 0, tzinfo=UTC), Decimal("9.75"), "A", 99, NOW)
+    _insert(db, "A", [late])
+
+    endpoint.start()
+    monkeypatch.setattr(archive, "_put", real_put)
+    archive.archive_readings(now=NOW, retention_days=30, sources=["A"], run_id="retry")
+
+    prefix = "archive/source=A/year=2025/month=02/day=01/"
+    body = s3_client.get_object(Bucket=bucket, Key=prefix + "manifest.json")["Body"].read()
+    manifest = json.loads(body)
+    [obj] = manifest["objects"]
+    assert obj["key"] != left
+    assert _keys(s3_client, bucket, prefix) == sorted([obj["key"], prefix + "manifest.json"])
+    assert manifest["rows"] == 2 * 48 + 1
+    archive.restore(source="A", first_day=date(2025, 2, 1))
+    assert tuple(late) in _table(db, "A")
+
+
+# --- landing files ----------------------------------------------------------------------
+
+
+def test_old_processed_landing_files_are_gzipped_to_s3_verified_and_removed(
+    db, landing, s3_client, bucket
+):
+    feed = landing / "processed" / "spreadsheets"
+    feed.mkdir(parents=True)
+    old, recent = feed / "old.csv", feed / "recent.csv"
+    old.write_text("meter_id,timestamp,reading_kWh\nSMR89134A,15/01/2025 00:00,0.25\n")
+    recent.write_text("meter_id,timestamp,reading_kWh\n")
+    jan = datetime(2025, 1, 15, 9, 0, tzinfo=UTC).timestamp()
+    os.utime(old, (jan, jan))
+    mar = datetime(2025, 3, 9, tzinfo=UTC).timestamp()
+    os.utime(recent, (mar, mar))
+    content = old.read_bytes()
+
+    dry = archive.archive_landing(now=NOW, retention_days=30, dry_run=True)
+    assert (dry["files"], dry["keys"]) == (1, [str(old)]) and old.exists()
+
+    out = archive.archive_landing(now=NOW, retention_days=30, run_id="raw")
+    key = "raw/spreadsheets/2025/01/15/old.csv.gz"
+    assert out["keys"] == [key]
+    assert gzip.decompress(s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()) == content
+    assert not old.exists() and recent.exists()
+    assert [
+        s
+        for (s,) in db.execute(
+            "SELECT step FROM audit.archive_run WHERE run_id = 'raw' ORDER BY id"
+        )
+    ] == ["raw", "raw_remove"]
