@@ -14,6 +14,7 @@ and only when there are any does SQL touch the staged rows again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -50,6 +51,7 @@ REJECT_COPY = (
 )
 _COPY_BLOCK = 1 << 20
 T = TypeVar("T")
+QUALITY_CODE = {"A": 0, "E": 1, "S": 2, "F": 3}
 PROCESSED = "processed"
 FAILED = "failed"
 
@@ -184,7 +186,8 @@ class _DuplicateTracker:
             mapping[i] = code
         slot = _epoch_seconds(clean["interval_start"]) // 1800
         self.keys.append(mapping[codes] * (1 << 32) + slot)
-        qual = clean["quality"].map({"A": 0, "E": 1, "S": 2, "F": 3}).to_numpy(dtype="int64")
+        q_codes, q_uniques = pd.factorize(clean["quality"], sort=False)  # .map on strings: slow
+        qual = np.array([QUALITY_CODE[q] for q in q_uniques], dtype="int64")[q_codes]
         micro = np.round(clean["kwh"].to_numpy(dtype="float64") * 1_000_000).astype("int64")
         self.values.append(micro * 4 + qual)
 
@@ -486,13 +489,18 @@ def _record_failure(
 
 def _upload_raw(path: Path, feed_name: str, now: datetime) -> str:
     """Put the file's raw bytes on S3 at raw/<feed>/<yyyy>/<mm>/<dd>/<file>; return the key."""
+    key = f"raw/{feed_name}/{now:%Y/%m/%d}/{path.name}"
+    _s3_client(config.get("aws_conn_id")).upload_file(str(path), config.get("s3_bucket"), key)
+    return key
+
+
+@functools.cache
+def _s3_client(conn_id: str):
+    """One boto3 client per worker process and connection: making one loads botocore's
+    service model, ~0.8 s, which was a third of loading a 300k-row file."""
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    key = f"raw/{feed_name}/{now:%Y/%m/%d}/{path.name}"
-    S3Hook(aws_conn_id=config.get("aws_conn_id")).load_file(
-        str(path), key=key, bucket_name=config.get("s3_bucket"), replace=True
-    )
-    return key
+    return S3Hook(aws_conn_id=conn_id).get_conn()
 
 
 def _move(path: Path, landing: Path, where: str, feed_name: str) -> Path:
