@@ -29,7 +29,9 @@ METERS = [f"SMR{89134 + i}A" for i in range(21)]
 
 
 def _readings(n_slots: int, meters: list[str]) -> pd.DataFrame:
-    stamps = pd.date_range("2024-01-01", periods=n_slots, freq="30min")
+    # all in the past (a future reading is rejected); a spring clock change or two included
+    first = (pd.Timestamp.now() - pd.Timedelta(minutes=30 * n_slots + 1440)).floor("D")
+    stamps = pd.date_range(first, periods=n_slots, freq="30min")
     rng = np.random.default_rng(7)
     return pd.DataFrame(
         {

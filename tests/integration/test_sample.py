@@ -61,7 +61,9 @@ def test_every_sample_file_loads_with_exactly_its_documented_faults(db, generate
         assert estimated == note["estimated"], note["path"]
 
 
-def test_the_sample_covers_63_meters_of_three_sources_every_half_hour(db, generated, landing, bucket):
+def test_the_sample_covers_63_meters_of_three_sources_every_half_hour(
+    db, generated, landing, bucket
+):
     out, manifest = generated
     for note in manifest["files"]:
         if not note["unreadable"]:
