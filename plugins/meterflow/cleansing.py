@@ -145,6 +145,10 @@ class Cleanser:
             pos_list.append(pos)
             vals.append(stamp)
 
+        if n and all(type(v) is datetime and v.tzinfo is None for v in uniques):
+            # workbook date cells: all naive local datetimes, converted in one go below
+            naive_pos, naive_vals = list(range(n)), list(uniques)
+            uniques = ()
         for i, value in enumerate(uniques):
             if _missing(value):
                 status[i] = MISSING
