@@ -147,3 +147,16 @@ def test_a_batch_with_one_defect_fails_exactly_its_expectation(db, gx_home, defe
     assert [f["check"] for f in failures] == [check]
     if defect != "empty_batch":
         assert failures[0]["unexpected_count"] >= 1 and failures[0]["sample"]
+
+
+def test_a_batch_is_judged_on_its_own_rows_while_a_bad_batch_is_staged_beside_it(db, gx_home):
+    from meterflow import quality
+
+    bad = stage(db, [*_clean(), _clean()[7]], file_name="duplicate.csv")
+    clean = stage(db, day_rows("SMR89137A"), file_name="clean.csv")
+
+    assert quality.validate_batch(clean, publish=False, alert=False).failures == []
+    verdict = quality.validate_batch(bad, publish=False, alert=False)
+    assert [f.check for f in verdict.failures] == ["key_unique"]
+    assert verdict.failures[0].sample[0]["meter_id"] == "SMR89134A"
+    assert status(db, clean) == "validated" and status(db, bad) == "rejected"
