@@ -131,7 +131,7 @@ def run() -> list[Result]:
             "raw COPY",
             (rows / csv_s) / (n_clean / copy_s),
             note=f"staged {res.rows_staged:,}, rejected {res.rows_rejected:,} "
-            "(nonexistent local times of the spring clock change)",
+            "(nonexistent local times of spring clock changes)",
         )
     )
 
