@@ -60,7 +60,7 @@ def default_args(**overrides: Any) -> dict[str, Any]:
         "owner": OWNER,
         "retries": 2,
         "retry_delay": timedelta(seconds=30),
-        "retry_exponential_backoff": True,
+        "retry_exponential_backoff": 2.0,  # a multiplier in Airflow 3.3: True (=1) never grows
         "max_retry_delay": timedelta(minutes=10),
         "on_failure_callback": on_failure,
     }

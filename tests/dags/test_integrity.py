@@ -58,6 +58,8 @@ def test_each_dag_has_owner_tags_docs_and_retries(dagbag, path):
         assert task.owner == "metering", f"{task.task_id} owner {task.owner!r}"
         if task.task_type != "FileSensor":  # the sensor soft-fails; its next run retries
             assert task.retries >= 1, f"{task.task_id} has no retries"
+            # Airflow 3.3 reads this as a multiplier of retry_delay: True (1) never backs off
+            assert task.retry_exponential_backoff > 1, f"{task.task_id} retries do not back off"
         assert task.on_failure_callback, f"{task.task_id} has no failure callback"
 
 
