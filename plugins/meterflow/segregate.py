@@ -3,20 +3,22 @@
 One batch is one transaction. For each source the batch holds, the SQL files of
 ``include/sql/segregate/`` run in this order:
 
-1. ``ensure_partitions.sql`` (before the transaction, short): the monthly partitions the
-   batch's readings fall in.
-2. ``lock_batch.sql``, ``lock_segregation.sql``: take the batch (still 'validated'?) and the
+1. ``lock_batch.sql``, ``lock_segregation.sql``: take the batch (still 'validated'?) and the
    segregation lock.
-3. ``register_meters.sql``: meters seen for the first time go into meter.meter.
-4. per source: ``classify_source.sql`` counts the readings that meet a stored one and how many
-   of those replace it; ``supersede_source.sql`` replaces them; ``insert_source.sql`` adds the
-   readings whose (meter, interval) is new.
-5. Reconciliation: promoted (new) + superseded (replaced a stored reading) + kept (a stored,
+2. ``register_meters.sql``: meters seen for the first time go into meter.meter.
+3. per source, ``partition_months.sql``: the months its readings span, with or without a
+   partition yet. Months with one: ``classify_source.sql`` counts the readings that meet a
+   stored one and how many of those replace it; ``supersede_source.sql`` replaces them;
+   ``insert_source.sql`` adds the readings whose (meter, interval) is new. Months without one
+   (nothing stored there): ``load_partition_*.sql`` load the rows into new, index-less month
+   tables, build the indexes once, and attach the tables as the source table's partitions —
+   about 3× faster than inserting into indexed partitions (docs/segregation.md).
+4. Reconciliation: promoted (new) + superseded (replaced a stored reading) + kept (a stored,
    better reading stayed) must equal the rows validated (audit.load_batch.rows_staged), and
    the rows the UPDATE replaced must equal the rows classified as replacing. Otherwise the
    transaction rolls back, the batch stays 'validated' with the reason in
    audit.load_batch.error, and :class:`ReconciliationError` is raised.
-6. ``mark_promoted.sql``: counts stored on audit.load_batch, status 'promoted'.
+5. ``mark_promoted.sql``: counts stored on audit.load_batch, status 'promoted'.
 
 Upsert rule: a batch's reading replaces a stored one when its quality ranks higher
 (:attr:`meterflow.models.Quality.rank`, ``meter.quality_rank`` in SQL: A > S, F > E), or ranks
@@ -31,7 +33,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -58,9 +60,15 @@ def statement(name: str) -> str:
     return (SEGREGATE_SQL / name).read_text(encoding="utf-8")
 
 
-def source_statement(name: str, source: str) -> sql.Composed:
-    """``statement(name)`` with ``{table}`` set to the source's table (fixed mapping)."""
-    return sql.SQL(statement(name)).format(table=sql.Identifier(SCHEMA, TABLES[source]))
+def source_statement(name: str, source: str, **parts: sql.Composable) -> sql.Composed:
+    """``statement(name)`` with ``{table}`` set to the source's table (fixed mapping),
+    ``{loading}`` to its private loading table, and any further ``parts`` (identifiers and
+    literals composed by psycopg, for DDL that takes no parameters)."""
+    return sql.SQL(statement(name)).format(
+        table=sql.Identifier(SCHEMA, TABLES[source]),
+        loading=sql.Identifier(SCHEMA, f"{TABLES[source]}_loading"),
+        **parts,
+    )
 
 
 def table_name(source: str) -> str:
@@ -77,6 +85,7 @@ class SourceCounts:
     superseded: int = 0
     kept: int = 0
     partitions_created: int = 0
+    new_months: list[datetime] = field(default_factory=list)
 
     @property
     def received(self) -> int:
@@ -153,19 +162,6 @@ def batch_stats(conn: psycopg.Connection, batch_id: int) -> dict[str, SourceCoun
     return {s: SourceCounts(s, n, first, last) for s, n, first, last in rows}
 
 
-def ensure_partitions(conn: psycopg.Connection, counts: Iterable[SourceCounts]) -> int:
-    """Create the monthly partitions the readings fall in, each source in its own statement."""
-    made = 0
-    for c in counts:
-        with conn.transaction():
-            (c.partitions_created,) = conn.execute(
-                statement("ensure_partitions.sql"),
-                {"table": table_name(c.source), "first": c.first, "last": c.last},
-            ).fetchone()
-        made += c.partitions_created
-    return made
-
-
 def promote_batch(conn: psycopg.Connection, batch_id: int) -> Promotion:
     """Promote one validated batch in one transaction; see the module docstring.
 
@@ -177,7 +173,6 @@ def promote_batch(conn: psycopg.Connection, batch_id: int) -> Promotion:
         raise ValueError("promote_batch needs an autocommit connection (it runs transactions)")
     result = Promotion(batch_id)
     counts = batch_stats(conn, batch_id)
-    ensure_partitions(conn, counts.values())
     try:
         with conn.transaction():
             row = conn.execute(statement("lock_batch.sql"), {"batch_id": batch_id}).fetchone()
@@ -222,18 +217,69 @@ def promote_batch(conn: psycopg.Connection, batch_id: int) -> Promotion:
 
 
 def _promote_source(conn: psycopg.Connection, batch_id: int, c: SourceCounts) -> None:
-    params = {"batch_id": batch_id, "source": c.source, "first": c.first, "last": c.last}
-    classified_superseded, c.kept = conn.execute(
-        source_statement("classify_source.sql", c.source), params
-    ).fetchone()
-    c.superseded = conn.execute(source_statement("supersede_source.sql", c.source), params).rowcount
-    c.promoted = conn.execute(source_statement("insert_source.sql", c.source), params).rowcount
+    months = conn.execute(
+        statement("partition_months.sql"),
+        {"rel": TABLES[c.source], "first": c.first, "last": c.last},
+    ).fetchall()
+    c.new_months = [m for m, has_partition in months if not has_partition]
+    params = {
+        "batch_id": batch_id,
+        "source": c.source,
+        "first": c.first,
+        "last": c.last,
+        "new_months": c.new_months,
+    }
+    classified_superseded = 0
+    if len(c.new_months) < len(months):  # some months have a partition: upsert into them
+        classified_superseded, c.kept = conn.execute(
+            source_statement("classify_source.sql", c.source), params
+        ).fetchone()
+        c.superseded = conn.execute(
+            source_statement("supersede_source.sql", c.source), params
+        ).rowcount
+        if c.new_months or classified_superseded + c.kept != c.staged:
+            c.promoted = conn.execute(
+                source_statement("insert_source.sql", c.source), params
+            ).rowcount
+        # else every staged reading met a stored one: no new key, the INSERT would do nothing
+    if c.new_months:
+        c.promoted += _load_new_partitions(conn, batch_id, c)
     if c.superseded != classified_superseded:
         raise ReconciliationError(
             f"batch {batch_id}: {table_name(c.source)}: {c.superseded:,} readings replaced but "
             f"{classified_superseded:,} classified as replacing (a (meter, interval) staged "
             "twice in the batch, or the table changed underneath); nothing promoted"
         )
+
+
+def _load_new_partitions(conn: psycopg.Connection, batch_id: int, c: SourceCounts) -> int:
+    """Load the batch's readings of the months without a partition into new month tables,
+    index them, attach them to the source table; return the rows loaded (all new)."""
+    conn.execute(source_statement("load_partition_create.sql", c.source))
+    months = []
+    for start in c.new_months:
+        end = (start + timedelta(days=32)).replace(day=1)
+        months.append(
+            {
+                "part": sql.Identifier(SCHEMA, f"{TABLES[c.source]}_{start:%Y%m}"),
+                "lo": sql.Literal(start.replace(tzinfo=UTC)),
+                "hi": sql.Literal(end.replace(tzinfo=UTC)),
+            }
+        )
+        conn.execute(source_statement("load_partition_month.sql", c.source, **months[-1]))
+    params = {"batch_id": batch_id, "source": c.source, "months": c.new_months}
+    loaded = conn.execute(source_statement("load_partition_insert.sql", c.source), params).rowcount
+    for parts in months:
+        try:
+            conn.execute(source_statement("load_partition_index.sql", c.source, **parts))
+        except psycopg.errors.UniqueViolation as exc:
+            raise ReconciliationError(
+                f"batch {batch_id}: {table_name(c.source)}: a (meter, interval) is staged twice "
+                f"in the batch ({exc.diag.message_detail}); nothing promoted"
+            ) from exc
+    conn.execute(source_statement("load_partition_finish.sql", c.source))
+    c.partitions_created = len(months)
+    return loaded
 
 
 def _reconcile(result: Promotion, counts: dict[str, SourceCounts]) -> str | None:

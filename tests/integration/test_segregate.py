@@ -231,6 +231,57 @@ def test_monthly_partitions_are_created_for_exactly_the_months_the_readings_fall
     ]
 
 
+def test_a_batch_spanning_a_stored_month_and_a_new_one_upserts_the_first_and_loads_the_second(db):
+    february = datetime(2025, 2, 1, tzinfo=UTC)
+    first = _batch(db, [("SMR89134A", T0, Decimal("1"), "E")])
+    segregate.promote_batch(db, first)
+    second = _batch(
+        db,
+        [
+            ("SMR89134A", T0, Decimal("2"), "A"),
+            ("SMR89134A", T0 + HALF_HOUR, Decimal("3"), "A"),
+            ("SMR89134A", february, Decimal("4"), "A"),
+        ],
+    )
+
+    result = segregate.promote_batch(db, second)
+
+    assert _table(db, "A") == [
+        ("SMR89134A", T0, Decimal("2"), "A", second),
+        ("SMR89134A", T0 + HALF_HOUR, Decimal("3"), "A", second),
+        ("SMR89134A", february, Decimal("4"), "A", second),
+    ]
+    assert _audit(db, second) == ("promoted", 2, 1, 0)
+    assert result.sources["A"].partitions_created == 1
+    assert _partitions(db) == ["readings_a_202501", "readings_a_202502"]
+    indexes = {
+        month: [
+            r.replace(month, "")
+            for (r,) in db.execute(
+                "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = %s::regclass "
+                "ORDER BY 1",
+                (f"meter.readings_a_{month}",),
+            )
+        ]
+        for month in ("202501", "202502")
+    }
+    assert indexes["202502"] == indexes["202501"] and "meter.readings_a__pkey" in indexes["202502"]
+    again = _batch(db, [("SMR89134A", february, Decimal("5"), "A")])
+    segregate.promote_batch(db, again)
+    assert _audit(db, again) == ("promoted", 0, 1, 0)
+
+
+def test_a_reading_staged_twice_for_a_new_month_fails_the_batch_and_creates_no_partition(db):
+    batch = _batch(db, [("SMR89134A", T0, Decimal("1"), "A"), ("SMR89134A", T0, Decimal("2"), "A")])
+
+    with pytest.raises(segregate.ReconciliationError, match="staged twice"):
+        segregate.promote_batch(db, batch)
+
+    assert _partitions(db) == []
+    assert db.execute("SELECT to_regclass('meter.readings_a_loading')").fetchone() == (None,)
+    assert _audit(db, batch)[0] == "validated"
+
+
 def test_unseen_meters_are_registered_as_unassigned_and_known_meters_are_left_alone(db):
     db.execute(
         "INSERT INTO meter.meter (meter_id, source, site, region, owner) "

@@ -6,7 +6,8 @@
 -- and the batch is not older than the stored reading's batch. Otherwise the stored one is kept.
 --
 -- {table}: meter.readings_a | _b | _c, from the fixed source → table mapping in
--- meterflow.segregate (never from input). batch_id, source: bound parameters.
+-- meterflow.segregate (never from input). batch_id, source: bound parameters. new_months: the
+-- UTC months loaded through load_partition_*.sql instead (no stored reading there), left out.
 SELECT count(*) FILTER (WHERE replaces)     AS superseded,
        count(*) FILTER (WHERE NOT replaces) AS kept
   FROM (SELECT meter.quality_rank(s.quality) > meter.quality_rank(t.quality)
@@ -17,4 +18,5 @@ SELECT count(*) FILTER (WHERE replaces)     AS superseded,
             ON t.meter_id = s.meter_id AND t.interval_start = s.interval_start
          WHERE s.batch_id = %(batch_id)s
            AND s.source = %(source)s
-           AND t.interval_start BETWEEN %(first)s AND %(last)s) AS m;
+           AND t.interval_start BETWEEN %(first)s AND %(last)s
+           AND date_trunc('month', s.interval_start AT TIME ZONE 'UTC') <> ALL (%(new_months)s::timestamp[])) AS m;
