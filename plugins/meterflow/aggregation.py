@@ -9,11 +9,14 @@ pairs in ONE transaction by the SQL files of include/sql/aggregate/:
    class* (the OR of the bits of every tariff whose peak band holds that half hour of the local
    week, :meth:`meterflow.tariffs.TariffSet.class_codes`), numbering the runs of equal (day,
    class). ``stage_readings.sql`` then scans each source table once, summing per meter and run
-   (found by binary search over the runs' starts) and per half hour; ``stage_sums.sql`` turns
-   those into sums per meter, day and class, and per source, day and half hour. One scan serves
+   (found by binary search over the runs' starts) and per half hour; ``stage_meter_days.sql``
+   turns the run sums into the rows mart.peak_daily would hold (per tariff, source, meter and
+   day) and ``stage_profile.sql`` the half-hour sums into the load profile. One scan serves
    every tariff. A reading off the 30-minute grid raises :class:`AggregationError`.
-2. ``upsert_*.sql`` write mart.peak_daily (per tariff), mart.consumption_daily and
-   mart.load_profile_daily from the staged sums, then roll the weeks, months and regions of
+2. ``update_*.sql`` rewrite the mart.peak_daily and mart.consumption_daily rows (the latter
+   from one tariff's totals) whose values changed and ``insert_*.sql`` add the missing ones
+   (not ON CONFLICT: it locks, so dirties, every existing row even when it changes nothing);
+   ``upsert_*.sql`` write mart.load_profile_daily, then roll the weeks, months and regions of
    the touched days up from mart.consumption_daily.
 
 Incremental: a run recomputes only the days touched by new batches (found through the
@@ -26,6 +29,7 @@ Table names come from :data:`TABLES`, a fixed mapping; every value is a bound pa
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Iterable, Mapping
@@ -214,26 +218,38 @@ def touched_days(
 @dataclass
 class RefreshResult:
     days: int = 0
+    skipped: int = 0
     staged_groups: int = 0
     written: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
         parts = ", ".join(f"{k} {v:,}" for k, v in self.written.items())
         return (
-            f"recomputed {self.days:,} source-days ({self.staged_groups:,} groups); wrote {parts}"
+            f"recomputed {self.days - self.skipped:,} of {self.days:,} source-days "
+            f"({self.skipped:,} unchanged since their last refresh; "
+            f"{self.staged_groups:,} groups); wrote {parts}"
         )
 
 
-UPSERTS = (
-    ("peak_daily", "upsert_peak_daily"),
-    ("consumption_daily", "upsert_consumption_daily"),
-    ("load_profile_daily", "upsert_load_profile"),
-    ("consumption_weekly", "upsert_weekly"),
-    ("consumption_monthly", "upsert_monthly"),
-    ("consumption_by_region", "upsert_region"),
-    ("stale regions deleted", "delete_stale_regions"),
+# (label in RefreshResult.written, statements whose row counts add up to it), in order.
+# The daily marts, from agg_meter_day / agg_profile, for the recomputed days:
+DAILY_WRITES = (
+    ("peak_daily", ("update_peak_daily", "insert_peak_daily")),
+    ("consumption_daily", ("update_consumption_daily", "insert_consumption_daily")),
+    ("load_profile_daily", ("upsert_load_profile",)),
+)
+# Roll-ups from mart.consumption_daily: weeks and months of the recomputed days, regions of
+# every asked day (a meter may have moved region in meter.meter).
+ROLLUPS = (
+    ("consumption_weekly", ("upsert_weekly",)),
+    ("consumption_monthly", ("upsert_monthly",)),
+    ("consumption_by_region", ("upsert_region",)),
+    ("stale regions deleted", ("delete_stale_regions",)),
 )
 
+# One refresh at a time (pg_advisory_xact_lock): the marts' UPDATE-then-INSERT relies on no
+# other transaction inserting the same keys meanwhile.
+REFRESH_LOCK = 0x6D66_6167  # "mfag"
 
 WORK_MEM = "256MB"  # SET LOCAL for the refresh: the per-meter sums hash in memory, no spill
 
@@ -245,11 +261,29 @@ def utc_bounds(first: date, last: date, zone: ZoneInfo) -> tuple[datetime, datet
     return lo, hi
 
 
+def source_bounds(pairs: list[tuple[str, date]], zone: ZoneInfo) -> dict[str, Any]:
+    """from_a, to_a, ...: each source's UTC bounds over its days (None: no day)."""
+    out: dict[str, Any] = {}
+    for source in SOURCES:
+        chosen = sorted(d for s, d in pairs if s == source)
+        lo, hi = utc_bounds(chosen[0], chosen[-1], zone) if chosen else (None, None)
+        out[f"from_{source.lower()}"], out[f"to_{source.lower()}"] = lo, hi
+    return out
+
+
+def fingerprint(tariffs: TariffSet) -> str:
+    """What the marts of a day depend on besides its readings: zone, tariffs and their classes."""
+    text = repr((tariffs.timezone, sorted(tariffs.bits().items()), tariffs.class_codes()))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def refresh(
     conn: psycopg.Connection, days: Mapping[str, Iterable[date]], tariffs: TariffSet
 ) -> RefreshResult:
     """Recompute every mart for the given local days per source, in one transaction.
 
+    Days whose readings did not change since their last refresh (mart.refresh_mark) are
+    skipped after one cheap scan; their regions are still rolled up again.
     Raises :class:`AggregationError` when a reading of those days is off the 30-minute grid.
     """
     result = RefreshResult()
@@ -259,48 +293,85 @@ def refresh(
         return result
     tz = tariffs.timezone
     bits = tariffs.bits()
-    bounds: dict[str, tuple[datetime | None, datetime | None]] = {}
-    for source in SOURCES:
-        chosen = [d for s, d in pairs if s == source]
-        bounds[source] = utc_bounds(chosen[0], chosen[-1], tariffs.zone) if chosen else (None, None)
-    utc_from = min(lo for lo, _hi in bounds.values() if lo is not None)
-    utc_to = max(hi for _lo, hi in bounds.values() if hi is not None)
+    lo = min(d for _s, d in pairs)
+    hi = max(d for _s, d in pairs)
+    utc_from, utc_to = utc_bounds(lo, hi, tariffs.zone)
+    tables = {f"readings_{s.lower()}": sql.Identifier(SCHEMA, t) for s, t in TABLES.items()}
+    params: dict[str, Any] = {
+        "tz": tz,
+        "tariffs": list(bits),
+        "bits": list(bits.values()),
+        "tariff": next(iter(bits)),  # consumption_daily: any one tariff's totals
+        "date_from": lo,
+        "date_to": hi,
+        "fingerprint": fingerprint(tariffs),
+    }
     with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (REFRESH_LOCK,))
         conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(WORK_MEM)))
+        # The marts' UPDATE/INSERT join agg_meter_day to the mart rows of its days: hash joins
+        # (the planner otherwise sorts both sides on the text keys for a merge join).
+        conn.execute("SET LOCAL enable_mergejoin = off")
         conn.execute(statement("stage_tables"))
         with conn.cursor() as cur:
             cur.executemany("INSERT INTO agg_days (source, local_date) VALUES (%s, %s)", pairs)
+            cur.executemany("INSERT INTO agg_asked (source, local_date) VALUES (%s, %s)", pairs)
         conn.execute(
             statement("stage_slots"),
             {"tz": tz, "codes": tariffs.class_codes(), "utc_from": utc_from, "utc_to": utc_to},
         )
-        seg_starts = [
-            r[0]
-            for r in conn.execute(
-                "SELECT min(utc) FROM agg_slot GROUP BY seg ORDER BY seg"
-            ).fetchall()
-        ]
-        params: dict[str, Any] = {"seg_starts": seg_starts}
-        for source, (lo, hi) in bounds.items():
-            params[f"from_{source.lower()}"], params[f"to_{source.lower()}"] = lo, hi
-        tables = {f"readings_{s.lower()}": sql.Identifier(SCHEMA, t) for s, t in TABLES.items()}
-        conn.execute(sql.SQL(statement("stage_readings")).format(**tables), params)
-        off_grid = conn.execute(statement("off_grid")).fetchall()
-        if off_grid:
-            detail = "; ".join(f"source {s}: {n:,} (first {t.isoformat()})" for s, n, t in off_grid)
-            raise AggregationError(
-                f"readings off the 30-minute grid, not aggregated: {detail}; "
-                "interval_start must be a whole half hour"
-            )
-        cur = conn.execute(statement("stage_sums"))
-        result.staged_groups = cur.rowcount
-        conn.execute("ANALYZE agg_stage")
-        params = {"tz": tz, "tariffs": list(bits), "bits": list(bits.values())}
-        for label, name in UPSERTS:
-            cur = conn.execute(statement(name), params)
-            result.written[label] = cur.rowcount
+        marked = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM mart.refresh_mark m JOIN agg_days d "
+            "USING (source, local_date) WHERE m.tariffs = %s)",
+            (params["fingerprint"],),
+        ).fetchone()[0]
+        if marked:
+            check = source_bounds(pairs, tariffs.zone)
+            conn.execute(sql.SQL(statement("stage_check")).format(**tables), check)
+            result.skipped = conn.execute(statement("unchanged_days"), params).rowcount
+            pairs = conn.execute("SELECT source, local_date FROM agg_days ORDER BY 1, 2").fetchall()
+        if pairs:
+            _recompute(conn, pairs, tariffs, tables, params, result)
+        else:
+            result.written.update({label: 0 for label, _names in DAILY_WRITES})
+        for label, names in ROLLUPS:
+            result.written[label] = sum(conn.execute(statement(n), params).rowcount for n in names)
     log.info(result.summary())
     return result
+
+
+def _recompute(
+    conn: psycopg.Connection,
+    pairs: list[tuple[str, date]],
+    tariffs: TariffSet,
+    tables: Mapping[str, sql.Identifier],
+    params: Mapping[str, Any],
+    result: RefreshResult,
+) -> None:
+    """Scan the readings of the days of agg_days, write their daily marts and change marks."""
+    seg_starts = [
+        r[0]
+        for r in conn.execute("SELECT min(utc) FROM agg_slot GROUP BY seg ORDER BY seg").fetchall()
+    ]
+    scan = {"seg_starts": seg_starts, **source_bounds(pairs, tariffs.zone)}
+    conn.execute(sql.SQL(statement("stage_readings")).format(**tables), scan)
+    off_grid = conn.execute(statement("off_grid")).fetchall()
+    if off_grid:
+        detail = "; ".join(f"source {s}: {n:,} (first {t.isoformat()})" for s, n, t in off_grid)
+        raise AggregationError(
+            f"readings off the 30-minute grid, not aggregated: {detail}; "
+            "interval_start must be a whole half hour"
+        )
+    result.staged_groups = conn.execute(statement("stage_meter_days"), params).rowcount
+    conn.execute(statement("stage_profile"))
+    # Hash joins between agg_meter_day and the mart rows of its days, never a nested loop: on
+    # empty or freshly emptied marts the planner may think the mart has a page and probe it by
+    # seq scan once per new row while the INSERT makes it grow (minutes at 10M readings).
+    conn.execute("SET LOCAL enable_nestloop = off")
+    for label, names in DAILY_WRITES:
+        result.written[label] = sum(conn.execute(statement(n), params).rowcount for n in names)
+    conn.execute("SET LOCAL enable_nestloop = on")
+    conn.execute(statement("save_marks"), params)
 
 
 # --------------------------------------------------------------------------------------------

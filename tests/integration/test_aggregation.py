@@ -206,6 +206,30 @@ def test_every_peak_daily_row_matches_an_independent_computation(loaded):
         assert close(omean, sums[key]["off"] / nok), key
 
 
+def test_daily_consumption_is_every_tariffs_day_total_and_the_readings_sum(loaded):
+    refresh_days(loaded)
+    sums, counts = expected_marts()
+    daily = {
+        (source, meter, day): (kwh_, n)
+        for source, meter, day, kwh_, n in loaded.execute(
+            "SELECT source, meter_id, local_date, kwh, intervals FROM mart.consumption_daily"
+        ).fetchall()
+    }
+    assert len(daily) == len(METERS) * len(DAYS)
+    for (tariff, *key), bands in sums.items():
+        total = (
+            bands["peak"] + bands["off"],
+            counts[(tariff, *key)]["peak"] + counts[(tariff, *key)]["off"],
+        )
+        assert daily[tuple(key)] == total, (tariff, key)
+    mismatched = loaded.execute(
+        "SELECT count(*) FROM mart.peak_daily p JOIN mart.consumption_daily c "
+        "USING (source, meter_id, local_date) "
+        "WHERE (p.total_kwh, p.intervals) IS DISTINCT FROM (c.kwh, c.intervals)"
+    ).fetchone()[0]
+    assert mismatched == 0
+
+
 def test_week_month_and_region_marts_roll_up_the_days(loaded):
     refresh_days(loaded)
     daily = {
@@ -276,6 +300,34 @@ def test_a_second_refresh_changes_nothing(loaded):
     again = refresh_days(loaded)
     assert set(again.written.values()) == {0}
     assert _snapshot(loaded) == before  # not even a new row version (xmin)
+
+
+def test_a_second_refresh_skips_the_days_whose_readings_did_not_change(loaded):
+    first = refresh_days(loaded)
+    again = refresh_days(loaded)
+    assert (first.skipped, again.skipped) == (0, again.days)
+    assert again.staged_groups == 0  # the readings were not aggregated again
+
+
+def test_a_changed_tariff_window_recomputes_days_whose_readings_did_not_change(loaded):
+    refresh_days(loaded)
+    later = tariffs.parse(
+        {
+            "timezone": "Europe/London",
+            "default": "peak",
+            "tariffs": {
+                "peak": {"peak": [{"days": "weekdays", "start": "16:00", "end": "19:00"}]},
+                "economy7": {"off_peak": [{"days": "all", "start": "00:30", "end": "07:30"}]},
+                "evening_all": {"peak": [{"days": "all", "start": "17:00", "end": "20:00"}]},
+            },
+        },
+        default_timezone="Europe/London",
+    )
+    again = aggregation.refresh(loaded, {s: list(DAYS) for s in ("A", "B")}, later)
+    assert again.skipped == 0
+    # SMR00001A on Monday 31 March: local 17:00-19:30 are i = 34..39 (kwh(i, 1) = (i + 1) / 100).
+    peak = peak_row(loaded, "evening_all", "SMR00001A", MON_BST)[0]
+    assert close(peak, sum(kwh(i, 1) for i in range(34, 40)) / 6)
 
 
 def test_a_new_batch_recomputes_only_the_days_it_touched(loaded):

@@ -1,11 +1,13 @@
--- Regions of recomputed days that no meter is in any more (a meter moved region in
--- meter.meter since the day was last computed).
+-- Regions of asked days that no meter is in any more (a meter moved region in meter.meter since
+-- the day was last computed): the days' region rows EXCEPT the regions their meters are in now,
+-- one set operation rather than a probe of mart.consumption_daily per region row.
 DELETE FROM mart.consumption_by_region m
- USING agg_days d
- WHERE m.source = d.source AND m.local_date = d.local_date
-   AND NOT EXISTS (
-       SELECT 1
-         FROM mart.consumption_daily c
-         LEFT JOIN meter.meter r ON r.meter_id = c.meter_id
-        WHERE c.source = m.source AND c.local_date = m.local_date
-          AND coalesce(r.region, 'unassigned') = m.region)
+ USING (SELECT x.local_date, x.source, x.region
+          FROM mart.consumption_by_region x
+          JOIN agg_asked d ON d.source = x.source AND d.local_date = x.local_date
+        EXCEPT
+        SELECT c.local_date, c.source, coalesce(r.region, 'unassigned')
+          FROM agg_asked d
+          JOIN mart.consumption_daily c ON c.source = d.source AND c.local_date = d.local_date
+          LEFT JOIN meter.meter r ON r.meter_id = c.meter_id) s
+ WHERE m.local_date = s.local_date AND m.source = s.source AND m.region = s.region

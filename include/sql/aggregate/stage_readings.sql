@@ -4,26 +4,28 @@
 --   over the runs' first half hours (seg_starts) — a cheap integer group key;
 -- - per half hour (interval_start): the load profile, and the proof that every reading sits on
 --   the 30-minute grid (refresh raises on an interval_start that is not a half hour of
---   agg_slot instead of dropping the reading).
+--   agg_slot instead of dropping the reading), and with the sum of the readings' row versions
+--   (xmin) the change mark of the day (save_marks.sql).
 -- CREATE TABLE AS (not INSERT ... SELECT) so PostgreSQL may run the scan in parallel.
 -- {readings_a} {readings_b} {readings_c}: fixed identifiers from meterflow.aggregation.TABLES.
 -- seg_starts, from_a, to_a, from_b, to_b, from_c, to_c: parameters.
 CREATE TEMP TABLE agg_read ON COMMIT DROP AS
 SELECT 'A'::char(1) AS source, meter_id,
        width_bucket(interval_start, %(seg_starts)s::timestamptz[]) AS seg, interval_start,
-       sum(kwh) AS kwh, count(*)::integer AS n
+       sum(kwh) AS kwh, count(*)::integer AS n,
+       sum(xmin::text::bigint) AS v
   FROM {readings_a}
  WHERE interval_start >= %(from_a)s AND interval_start < %(to_a)s
  GROUP BY GROUPING SETS ((meter_id, 3), (interval_start))
 UNION ALL
 SELECT 'B'::char(1), meter_id, width_bucket(interval_start, %(seg_starts)s::timestamptz[]),
-       interval_start, sum(kwh), count(*)::integer
+       interval_start, sum(kwh), count(*)::integer, sum(xmin::text::bigint)
   FROM {readings_b}
  WHERE interval_start >= %(from_b)s AND interval_start < %(to_b)s
  GROUP BY GROUPING SETS ((meter_id, 3), (interval_start))
 UNION ALL
 SELECT 'C'::char(1), meter_id, width_bucket(interval_start, %(seg_starts)s::timestamptz[]),
-       interval_start, sum(kwh), count(*)::integer
+       interval_start, sum(kwh), count(*)::integer, sum(xmin::text::bigint)
   FROM {readings_c}
  WHERE interval_start >= %(from_c)s AND interval_start < %(to_c)s
  GROUP BY GROUPING SETS ((meter_id, 3), (interval_start))

@@ -1,9 +1,10 @@
--- mart.consumption_by_region for the days of agg_days, rolled up from mart.consumption_daily
+-- mart.consumption_by_region for the days of agg_asked, rolled up from mart.consumption_daily
 -- through the meter registry (region as registered now; unknown meters count as 'unassigned').
+-- Every asked day, recomputed or not: a meter may have moved region in meter.meter.
 INSERT INTO mart.consumption_by_region AS m (local_date, source, region, kwh, meters, intervals)
 SELECT d.local_date, d.source, coalesce(r.region, 'unassigned'), sum(c.kwh), count(*),
        sum(c.intervals)
-  FROM agg_days d
+  FROM agg_asked d
   JOIN mart.consumption_daily c ON c.source = d.source AND c.local_date = d.local_date
   LEFT JOIN meter.meter r ON r.meter_id = c.meter_id
  GROUP BY d.local_date, d.source, coalesce(r.region, 'unassigned')
