@@ -29,6 +29,7 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, get_current_context, task
 
 from meterflow import conventions
+from meterflow.conventions import check_schema
 
 
 def _params() -> dict:
@@ -65,13 +66,6 @@ def _params() -> dict:
     },
 )
 def meter_archive():
-    @task
-    def check_schema() -> int:
-        """Apply pending warehouse migrations (a no-op when up to date)."""
-        from meterflow import config, warehouse
-
-        return warehouse.ensure_schema() if config.get("check_schema") else 0
-
     @task(max_active_tis_per_dagrun=1)
     def archive_source(source: str) -> dict:
         """Export, verify and remove one source's old days (one source at a time)."""

@@ -34,6 +34,7 @@ from datetime import timedelta
 from airflow.sdk import Param, dag, get_current_context, task
 
 from meterflow import conventions
+from meterflow.conventions import check_schema
 
 
 @dag(
@@ -81,13 +82,6 @@ from meterflow import conventions
     },
 )
 def meter_deliver():
-    @task
-    def check_schema() -> int:
-        """Apply pending warehouse migrations (a no-op when up to date)."""
-        from meterflow import config, warehouse
-
-        return warehouse.ensure_schema() if config.get("check_schema") else 0
-
     @task
     def plan() -> dict:
         """Resolve period, recipients, sources and charts from the Params and report events."""

@@ -26,6 +26,7 @@ from airflow.providers.standard.sensors.filesystem import FileSensor
 from airflow.sdk import Param, dag, get_current_context, task
 
 from meterflow import conventions
+from meterflow.conventions import check_schema
 
 LANDED = "*/*.*"  # a file directly in a feed folder; processed/ and failed/ keep files deeper
 
@@ -48,13 +49,6 @@ LANDED = "*/*.*"  # a file directly in a feed folder; processed/ and failed/ kee
     },
 )
 def meter_ingest():
-    @task
-    def check_schema() -> int:
-        """Apply pending warehouse migrations (a no-op when up to date)."""
-        from meterflow import config, warehouse
-
-        return warehouse.ensure_schema() if config.get("check_schema") else 0
-
     wait_for_files = FileSensor(
         task_id="wait_for_files",
         fs_conn_id="fs_default",

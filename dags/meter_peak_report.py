@@ -32,6 +32,7 @@ from __future__ import annotations
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, task
 
 from meterflow import conventions
+from meterflow.conventions import check_schema
 
 REPORT_TZ = "Europe/London"
 NEW_READINGS = conventions.READINGS["A"] | conventions.READINGS["B"] | conventions.READINGS["C"]
@@ -75,13 +76,6 @@ NEW_READINGS = conventions.READINGS["A"] | conventions.READINGS["B"] | conventio
     },
 )
 def meter_peak_report():
-    @task
-    def check_schema() -> int:
-        """Apply pending warehouse migrations (a no-op when up to date)."""
-        from meterflow import config, warehouse
-
-        return warehouse.ensure_schema() if config.get("check_schema") else 0
-
     @task
     def plan() -> dict:
         """Which local days to recompute and which period to report (see the DAG doc)."""

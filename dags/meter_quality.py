@@ -28,6 +28,7 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, get_current_context, task
 
 from meterflow import conventions
+from meterflow.conventions import check_schema
 
 
 @dag(
@@ -49,13 +50,6 @@ from meterflow import conventions
     },
 )
 def meter_quality():
-    @task
-    def check_schema() -> int:
-        """Apply pending warehouse migrations (a no-op when up to date)."""
-        from meterflow import config, warehouse
-
-        return warehouse.ensure_schema() if config.get("check_schema") else 0
-
     @task
     def pending_batches() -> list[int]:
         """The batches to check: the `batch_id` param, else every staged batch."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, get_current_context, task
 
 from meterflow import conventions
+from meterflow.conventions import check_schema
 
 
 @dag(
@@ -57,13 +58,6 @@ from meterflow import conventions
     },
 )
 def meter_restore():
-    @task
-    def check_schema() -> int:
-        """Apply pending warehouse migrations (a no-op when up to date)."""
-        from meterflow import config, warehouse
-
-        return warehouse.ensure_schema() if config.get("check_schema") else 0
-
     @task
     def requests() -> list[dict]:
         """One request per source from the Params, checked."""

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Asset
+from airflow.sdk import Asset, task
 
 log = logging.getLogger("meterflow.alerts")
 
@@ -70,3 +70,12 @@ def default_args(**overrides: Any) -> dict[str, Any]:
 
 def tags(*more: str) -> list[str]:
     return [*BASE_TAGS, *more]
+
+
+@task
+def check_schema() -> int:
+    """Apply pending warehouse migrations (a no-op when up to date); the first task of every
+    DAG that touches the warehouse, so a deploy with a new migration needs no manual step."""
+    from meterflow import config, warehouse
+
+    return warehouse.ensure_schema() if config.get("check_schema") else 0
