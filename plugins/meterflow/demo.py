@@ -150,18 +150,24 @@ def _place_samples(landing: Path) -> list[Path]:
 
 
 def _table_counts() -> list[tuple[str, int]]:
+    from psycopg import sql
+
     from meterflow import warehouse
 
     with warehouse.connect() as conn:
-        names = [
-            r[0]
-            for r in conn.execute(
-                """SELECT format('%I.%I', schemaname, tablename) FROM pg_tables
-                    WHERE schemaname IN ('staging', 'meter', 'audit', 'mart')
-                      AND tablename NOT LIKE 'readings\\__\\_______' ORDER BY 1"""
+        tables = conn.execute(
+            """SELECT schemaname, tablename FROM pg_tables
+                WHERE schemaname IN ('staging', 'meter', 'audit', 'mart')
+                  AND tablename NOT LIKE 'readings\\__\\_______' ORDER BY 1, 2"""
+        ).fetchall()
+        count = sql.SQL("SELECT count(*) FROM {}")
+        return [
+            (
+                f"{schema}.{table}",
+                conn.execute(count.format(sql.Identifier(schema, table))).fetchone()[0],
             )
+            for schema, table in tables
         ]
-        return [(n, conn.execute(f"SELECT count(*) FROM {n}").fetchone()[0]) for n in names]
 
 
 def _batch_states() -> list[tuple]:
