@@ -107,7 +107,7 @@ def meter_archive():
     schema = check_schema()
     per_source = archive_source.expand(source=list(conventions.SOURCES))
     landing = archive_landing()
-    schema >> per_source >> landing
+    schema >> [per_source, landing]  # independent: a failing source does not hold back files
     report(per_source, landing)
 
 
