@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 
-from bench.common import Result, admin_url, fresh_bench_db, work_dir
+from bench.common import Result, admin_url, copy_staging_csv, fresh_bench_db, work_dir
 
 METERS = [f"SMR{89134 + i}A" for i in range(21)]
 
@@ -97,16 +97,7 @@ def run() -> list[Result]:
 
     # Baseline 1: raw COPY FROM of the clean CSV into staging.reading.
     _reset(url)
-    with psycopg.connect(url) as conn, conn.cursor() as cur:
-        t0 = time.perf_counter()
-        with (
-            cur.copy("COPY staging.reading FROM STDIN (FORMAT csv)") as copy,
-            clean_csv.open("rb") as fh,
-        ):
-            while block := fh.read(1 << 20):
-                copy.write(block)
-        conn.commit()
-        copy_s = time.perf_counter() - t0
+    copy_s = copy_staging_csv(url, clean_csv)
     results.append(Result("ingest", "raw COPY FROM clean CSV", n_clean, copy_s))
 
     # meterflow: the landed CSV end to end, after a tiny warm-up load (a worker has Airflow,

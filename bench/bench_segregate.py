@@ -20,7 +20,7 @@ import time
 
 import psycopg
 
-from bench.common import Result, fresh_bench_db, work_dir
+from bench.common import Result, copy_staging_csv, fresh_bench_db, work_dir
 
 METERS_PER_SOURCE = 1_000
 
@@ -52,19 +52,6 @@ def _write_csv(url: str, path, rows: int, batch_id: int, quality: str) -> int:
     return rows
 
 
-def _copy_in(url: str, path) -> float:
-    with psycopg.connect(url) as conn, conn.cursor() as cur:
-        t0 = time.perf_counter()
-        with (
-            cur.copy("COPY staging.reading FROM STDIN (FORMAT csv)") as copy,
-            path.open("rb") as fh,
-        ):
-            while block := fh.read(1 << 20):
-                copy.write(block)
-        conn.commit()
-        return time.perf_counter() - t0
-
-
 def _validated_batch(url: str, rows: int, batch_id: int) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
@@ -87,7 +74,7 @@ def run() -> list[Result]:
 
     first = tmp / "batch1.csv"
     _write_csv(url, first, rows, 1, "E")
-    copy_s = _copy_in(url, first)
+    copy_s = copy_staging_csv(url, first)
     results.append(Result("segregate", "raw COPY FROM into staging.reading", rows, copy_s))
     _validated_batch(url, rows, 1)
 
@@ -111,7 +98,7 @@ def run() -> list[Result]:
     if os.environ.get("MF_BENCH_SEGREGATE_SUPERSEDE", "1") == "1":
         second = tmp / "batch2.csv"
         _write_csv(url, second, rows, 2, "A")
-        _copy_in(url, second)
+        copy_staging_csv(url, second)
         _validated_batch(url, rows, 2)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("VACUUM ANALYZE meter.readings_a, meter.readings_b, meter.readings_c")

@@ -94,3 +94,18 @@ def work_dir(name: str) -> Path:
     path = REPO_DIR / "var" / "bench" / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def copy_staging_csv(url: str, path: Path) -> float:
+    """The raw-COPY baseline: seconds to COPY a clean CSV (staging.reading's own columns)
+    into staging.reading, committed."""
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        t0 = time.perf_counter()
+        with (
+            cur.copy("COPY staging.reading FROM STDIN (FORMAT csv)") as copy,
+            path.open("rb") as fh,
+        ):
+            while block := fh.read(1 << 20):
+                copy.write(block)
+        conn.commit()
+        return time.perf_counter() - t0
