@@ -84,7 +84,7 @@ def test_clean_batch_with_clock_change_days_is_validated_and_recorded(db, gx_hom
         " docs_path FROM audit.quality_result WHERE batch_id = %s",
         (batch_id,),
     ).fetchone()
-    assert row[:6] == ("meter_reading", True, "validated", 9, 0, [])
+    assert row[:6] == ("meter_reading", True, "validated", 10, 0, [])
     assert (gx_home / "data_docs" / row[6]).is_file()
 
 
@@ -160,3 +160,55 @@ def test_a_batch_is_judged_on_its_own_rows_while_a_bad_batch_is_staged_beside_it
     assert [f.check for f in verdict.failures] == ["key_unique"]
     assert verdict.failures[0].sample[0]["meter_id"] == "SMR89134A"
     assert status(db, clean) == "validated" and status(db, bad) == "rejected"
+
+
+def test_the_profile_counts_each_rule_once_per_reading_and_failures_name_the_readings(db, gx_home):
+    from meterflow import quality
+
+    rows = day_rows("SMR89134A")
+    rows = [*rows, rows[7], rows[9]]  # two duplicated keys
+    rows = _shift(rows, 3, start=rows[3][2] + timedelta(minutes=10))  # one misaligned start
+    rows = [r if i not in (1, 2, 5) else (*r[:4], "E") for i, r in enumerate(rows)]
+    rows += day_rows("SMR89135B", date(2025, 3, 30))[:-2]  # spring day, two intervals short
+    batch_id = stage(db, rows)
+
+    verdict = quality.validate_batch(batch_id, publish=False, alert=False)
+
+    profile = db.execute(
+        "SELECT meter_id, local_day, readings, estimated, misaligned, duplicates, intervals,"
+        " expected FROM staging.batch_profile WHERE batch_id = %s ORDER BY 1",
+        (batch_id,),
+    ).fetchall()
+    assert profile == [
+        ("SMR89134A", CLEAN_DAY, 50, 3, 1, 2, 48, 48),
+        ("SMR89135B", date(2025, 3, 30), 44, 0, 0, 0, 44, 46),
+    ]
+    found = {f.check: f for f in verdict.failures}
+    assert set(found) == {"interval_aligned", "key_unique", "day_complete"}
+    assert found["key_unique"].unexpected_count == 2  # duplicated keys, not meter-days
+    assert {(r["meter_id"], r["readings"]) for r in found["key_unique"].sample} == {
+        ("SMR89134A", 2)
+    }
+    assert found["interval_aligned"].unexpected_count == 1
+    assert found["interval_aligned"].sample[0]["interval_start"].endswith("01:40:00+00:00")
+    assert found["day_complete"].sample == [
+        {"meter_id": "SMR89135B", "local_day": "2025-03-30", "intervals": 44, "expected": 46}
+    ]
+    assert verdict.verdict == "rejected"
+
+
+def test_re_validating_a_batch_replaces_its_profile(db, gx_home, monkeypatch):
+    from meterflow import quality
+
+    rows = day_rows("SMR89134A")
+    batch_id = stage(db, _shift(rows, 5, kwh=30.0))
+    assert quality.validate_batch(batch_id, publish=False, alert=False).verdict == "rejected"
+
+    monkeypatch.setenv("MF_MAX_KWH", "50")
+    verdict = quality.validate_batch(batch_id, publish=False, alert=False)
+
+    assert verdict.verdict == "validated" == status(db, batch_id)
+    assert db.execute(
+        "SELECT count(*), max(max_kwh) FROM staging.batch_profile WHERE batch_id = %s",
+        (batch_id,),
+    ).fetchone() == (1, 30)

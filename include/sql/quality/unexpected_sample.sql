@@ -1,8 +1,7 @@
--- A few of the rows a failed unexpected_rows_expectation found. GX keeps them only in its
--- COMPLETE result format, which would also return every unexpected value of the column
--- expectations, so the gate runs SUMMARY and asks for this sample only when the check failed.
--- {query} is the suite's unexpected_rows_query (from include/expectations, never from input),
--- with {batch} replaced by batch_rows.sql.
-SELECT *
+-- What a failed check found: how many rows, and the first few of them. {query} is the check's
+-- rows_query from include/expectations (never from input), with {rows} replaced by
+-- batch_rows.sql (the batch's staging rows) and {profile} by batch_profile.sql. Run only for
+-- a check that failed, so a clean batch costs nothing here.
+SELECT count(*) OVER () AS unexpected_total, unexpected.*
   FROM ({query}) AS unexpected
  LIMIT %(limit)s
