@@ -574,6 +574,7 @@ def _draw_charts(readings, period: Period, sources, tariff, zone) -> list[Chart]
                 ax.plot(r.index, r.to_numpy(), label=f"source {s}", color=_COLOURS[s])
         ax.xaxis.set_major_locator(mdates.HourLocator(byhour=range(0, 24, 6)))
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
+        ax.set_ylabel("kWh per half hour")
         for i, slot in enumerate(tariff.peak_slots(period.start.weekday())):
             t0 = datetime.combine(period.start, datetime.min.time()) + timedelta(minutes=30 * slot)
             ax.axvspan(
@@ -595,6 +596,7 @@ def _draw_charts(readings, period: Period, sources, tariff, zone) -> list[Chart]
                 )
         ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=6))
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
+        ax.set_ylabel("kWh per day")
     _finish(ax, title, empty)
     charts.append(Chart("consumption@meterflow", title, _png(fig)))
 
@@ -616,6 +618,7 @@ def _draw_charts(readings, period: Period, sources, tariff, zone) -> list[Chart]
             label=tariff.off_peak_label if i == 0 else None,
         )
     ax.set_xticks(range(len(sources)), [f"source {s}" for s in sources])
+    ax.set_ylabel("kWh per meter and half hour")
     _finish(ax, title, empty)
     charts.append(Chart("peak@meterflow", title, _png(fig)))
 
@@ -638,6 +641,7 @@ def _draw_charts(readings, period: Period, sources, tariff, zone) -> list[Chart]
             )
         ax.set_xlim(0, 24)
         ax.set_xticks(range(0, 25, 6), [f"{h:02d}:00" for h in range(0, 25, 6)])
+        ax.set_ylabel("kWh per meter and half hour")
         _finish(ax, title, empty)
         charts.append(Chart("profile@meterflow", title, _png(fig)))
     return charts

@@ -481,3 +481,22 @@ def test_a_report_event_ending_at_midnight_is_read_as_exclusive():
         run_type="asset_triggered",
     )
     assert (plan.period_start, plan.period_end) == ("2025-01-13", "2025-01-19")
+
+
+def test_every_emailed_chart_says_its_unit_on_the_value_axis(
+    warehouse_day, outbox, sponsor, monkeypatch
+):
+    drawn = []
+    real_png = delivery._png
+
+    def keep_labels(fig):  # the figure is closed once it is a PNG: read its axes first
+        drawn.append((fig.axes[0].get_title(loc="left"), fig.axes[0].get_ylabel()))
+        return real_png(fig)
+
+    monkeypatch.setattr(delivery, "_png", keep_labels)
+    assert delivery.deliver(plan_for(sponsor))["status"] == "sent"
+
+    assert drawn == [
+        ("Half-hourly kWh, all meters", "kWh per half hour"),
+        ("Mean kWh per meter and half hour, peak vs off-peak", "kWh per meter and half hour"),
+    ]
