@@ -622,3 +622,28 @@ def test_days_that_are_not_asked_for_between_two_asked_days_are_not_computed(db)
         "GROUP BY local_date ORDER BY 1"
     ).fetchall()
     assert profile == [(SAT, 48, 96), (MON_BST, 48, 96)]
+
+
+def test_a_tariff_set_of_one_tariff_gives_that_tariffs_rows_only(loaded):
+    only = tariffs.parse(
+        {
+            "timezone": "Europe/London",
+            "default": "evening_all",
+            "tariffs": {
+                "evening_all": {"peak": [{"days": "all", "start": "16:00", "end": "19:00"}]}
+            },
+        },
+        default_timezone="Europe/London",
+    )
+    aggregation.refresh(loaded, {s: list(DAYS) for s in ("A", "B")}, only)
+    tariffs_written = loaded.execute("SELECT DISTINCT tariff FROM mart.peak_daily").fetchall()
+    assert tariffs_written == [("evening_all",)]
+    # SMR00002A on the clock-forward Sunday: local 16:00-18:30 are i = 30..35 (46-interval day).
+    peak, offpeak, npk, nok, n, expected, _c, _t = peak_row(
+        loaded, "evening_all", "SMR00002A", SPRING
+    )
+    assert (npk, nok, n, expected) == (6, 40, 46, 46)
+    assert close(peak, sum(kwh(i, 2) for i in range(30, 36)) / 6)
+    assert close(
+        offpeak, (sum(kwh(i, 2) for i in range(46)) - sum(kwh(i, 2) for i in range(30, 36))) / 40
+    )

@@ -3,7 +3,6 @@
 -- first such interval_start. refresh raises rather than leave them out of the marts.
 SELECT r.source, sum(r.n)::integer AS readings, min(r.interval_start) AS first_start
   FROM agg_read r
- WHERE r.meter_id IS NULL
-   AND NOT EXISTS (SELECT 1 FROM agg_slot s WHERE s.utc = r.interval_start)
+ WHERE NOT EXISTS (SELECT 1 FROM agg_slot s WHERE s.utc = r.interval_start)
  GROUP BY r.source
  ORDER BY r.source

@@ -5,7 +5,7 @@ SELECT d.source, d.local_date, coalesce(sum(r.n), 0), coalesce(sum(r.v), 0), %(f
   FROM agg_days d
   LEFT JOIN agg_slot s ON s.local_date = d.local_date
   LEFT JOIN agg_read r
-    ON r.meter_id IS NULL AND r.source = d.source AND r.interval_start = s.utc
+    ON r.source = d.source AND r.interval_start = s.utc
  GROUP BY d.source, d.local_date
 ON CONFLICT (source, local_date) DO UPDATE SET
     readings = excluded.readings, versions = excluded.versions, tariffs = excluded.tariffs,

@@ -6,5 +6,4 @@ SELECT r.source, s.local_date, s.slot, sum(r.kwh), sum(r.n)
   FROM agg_read r
   JOIN agg_slot s ON s.utc = r.interval_start
   JOIN agg_days d ON d.source = r.source AND d.local_date = s.local_date
- WHERE r.meter_id IS NULL
  GROUP BY r.source, s.local_date, s.slot

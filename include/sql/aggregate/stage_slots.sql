@@ -7,25 +7,18 @@
 --   half hour of the local week (Monday 00:00 = 0) = (h + 3 * 48) mod 336 → interval class.
 -- On the October clock change the two local 01:00 (and 01:30) half hours both exist, in the
 -- same slot: that day has 50; in March local 01:00-01:59 never happens: 46.
--- seg numbers the runs of consecutive half hours with the same local day and class (1, 2, ...):
--- stage_readings.sql finds a reading's run by binary search (width_bucket) over the runs' first
--- half hours, with no per-reading time-zone arithmetic and no join.
+-- day_starts.sql and band_bounds.sql turn it into the few instants where a local day or a
+-- tariff's band begins or ends, so stage_meter_days.sql finds a reading's day and bands by binary
+-- search (width_bucket), with no per-reading time-zone arithmetic and no join.
 -- tz, codes (336 interval classes, meterflow.tariffs.TariffSet.class_codes), utc_from, utc_to:
 -- parameters.
 CREATE TEMP TABLE agg_slot ON COMMIT DROP AS
-SELECT utc, local_date, slot, class,
-       sum(change) OVER (ORDER BY utc)::integer AS seg
-  FROM (SELECT utc, local_date, slot, class,
-               CASE WHEN (local_date, class)
-                         IS NOT DISTINCT FROM lag((local_date, class)) OVER (ORDER BY utc)
-                    THEN 0 ELSE 1 END AS change
-          FROM (SELECT x.utc,
-                       date '1970-01-01' + x.h / 48                    AS local_date,
-                       (x.h %% 48)::smallint                           AS slot,
-                       (%(codes)s::integer[])[(x.h + 144) %% 336 + 1]  AS class
-                  FROM (SELECT u AS utc,
-                               floor(date_part('epoch', u AT TIME ZONE %(tz)s) / 1800)::integer
-                                   AS h
-                          FROM generate_series(%(utc_from)s::timestamptz,
-                                               %(utc_to)s::timestamptz - interval '30 minutes',
-                                               interval '30 minutes') AS u) x) y) z
+SELECT x.utc,
+       date '1970-01-01' + x.h / 48                    AS local_date,
+       (x.h %% 48)::smallint                           AS slot,
+       (%(codes)s::integer[])[(x.h + 144) %% 336 + 1]  AS class
+  FROM (SELECT u AS utc,
+               floor(date_part('epoch', u AT TIME ZONE %(tz)s) / 1800)::integer AS h
+          FROM generate_series(%(utc_from)s::timestamptz,
+                               %(utc_to)s::timestamptz - interval '30 minutes',
+                               interval '30 minutes') AS u) x

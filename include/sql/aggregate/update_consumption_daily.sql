@@ -1,12 +1,11 @@
--- mart.consumption_daily rows that exist and changed, from one tariff's rows of agg_meter_day
--- (a day's totals are the same under every tariff). Same rule as update_peak_daily.sql.
--- tariff, date_from, date_to: parameters.
+-- mart.consumption_daily rows that exist and changed, from agg_meter_day's totals (a day's
+-- totals are the same under every tariff). Same rule as update_peak_daily.sql.
+-- date_from, date_to: parameters.
 UPDATE mart.consumption_daily m SET
        kwh = n.total_kwh, intervals = n.intervals, expected_intervals = n.expected_intervals,
        completeness = n.completeness
   FROM agg_meter_day n
- WHERE n.tariff = %(tariff)s
-   AND m.source = n.source AND m.meter_id = n.meter_id AND m.local_date = n.local_date
+ WHERE m.source = n.source AND m.meter_id = n.meter_id AND m.local_date = n.local_date
    AND m.local_date BETWEEN %(date_from)s AND %(date_to)s
    AND n.intervals >= m.intervals
    AND (m.kwh, m.intervals, m.expected_intervals)
