@@ -292,6 +292,9 @@ def profile_batch(batch_id: int, conn_id: str | None = None) -> int:
     clock = time.perf_counter()
     with warehouse.connect(conn_id) as conn, conn.transaction():
         conn.execute(sql("forget_profile"), {"batch_id": batch_id})
+        # ~1/48 of the batch's rows become groups: with the default 4 MB a 5M-row batch's
+        # hash aggregate spilled to disk in 33 batches (+10-20 %)
+        conn.execute("SET LOCAL work_mem = '128MB'")
         # CREATE TABLE AS takes no server-side parameters: bound by the client (quoted)
         psycopg.ClientCursor(conn).execute(
             sql("profile"), {"batch_id": int(batch_id), "tz": local_tz()}
