@@ -212,3 +212,19 @@ def test_re_validating_a_batch_replaces_its_profile(db, gx_home, monkeypatch):
         "SELECT count(*), max(max_kwh) FROM staging.batch_profile WHERE batch_id = %s",
         (batch_id,),
     ).fetchone() == (1, 30)
+
+
+def test_a_day_before_the_ten_year_grid_still_gets_its_local_day_and_clock_change(db, gx_home):
+    from meterflow import quality
+
+    old_spring = date(2012, 3, 25)  # UK clock change, outside quality.day_grid: AT TIME ZONE
+    batch_id = stage(db, day_rows("SMR89134A", old_spring) + day_rows("SMR89135B"))
+
+    verdict = quality.validate_batch(batch_id, publish=False, alert=False)
+
+    assert verdict.failures == []
+    assert db.execute(
+        "SELECT meter_id, local_day, readings, intervals, expected FROM staging.batch_profile"
+        " WHERE batch_id = %s ORDER BY 1",
+        (batch_id,),
+    ).fetchall() == [("SMR89134A", old_spring, 46, 46, 46), ("SMR89135B", CLEAN_DAY, 48, 48, 48)]

@@ -8,10 +8,13 @@
 -- present, its popcount the distinct intervals, readings - misaligned - intervals the
 -- duplicates, all without sorting 5 million keys. A misaligned reading counts as an interval
 -- of its own (it is reported by interval_aligned, not again as a gap in the day).
--- %(tz)s is setting local_tz (validated).
+-- A reading's local day: day_dates[width_bucket over day_starts] (meterflow.quality.day_grid:
+-- the UTC starts of ten years of local days, a binary search instead of a time-zone
+-- conversion per row); outside that grid, AT TIME ZONE. %(tz)s is setting local_tz
+-- (validated).
 CREATE TEMP TABLE profile_of_batch ON COMMIT DROP AS
 SELECT meter_id,
-       local_day,
+       coalesce(off_grid_day, (%(day_dates)s::date[])[day_no]) AS local_day,
        readings,
        readings - with_kwh AS null_kwh,
        min_kwh,
@@ -21,11 +24,12 @@ SELECT meter_id,
        misaligned,
        readings - misaligned - bit_count(slots::bit(64)) AS duplicates,
        (bit_count(slots::bit(64)) + misaligned)::integer AS intervals,
-       (date_part('epoch', ((local_day + 1)::timestamp AT TIME ZONE %(tz)s)
-                           - (local_day::timestamp AT TIME ZONE %(tz)s)) / 1800)::integer
+       mart.day_intervals(coalesce(off_grid_day, (%(day_dates)s::date[])[day_no]), %(tz)s)
            AS expected
   FROM (SELECT meter_id,
-               (interval_start AT TIME ZONE %(tz)s)::date AS local_day,
+               width_bucket(interval_start, %(day_starts)s::timestamptz[]) AS day_no,
+               CASE WHEN interval_start < %(grid_from)s OR interval_start >= %(grid_to)s
+                    THEN (interval_start AT TIME ZONE %(tz)s)::date END AS off_grid_day,
                count(*) AS readings,
                count(kwh) AS with_kwh,
                min(kwh) AS min_kwh,
@@ -43,4 +47,4 @@ SELECT meter_id,
                         0) AS slots
           FROM staging.reading
          WHERE batch_id = %(batch_id)s
-         GROUP BY 1, 2) AS per_day
+         GROUP BY 1, 2, 3) AS per_day
