@@ -163,18 +163,22 @@ def local_tz() -> str:
 
 
 def suite_definition(name: str = SUITE, directory: Path = EXPECTATIONS_DIR) -> dict[str, Any]:
-    """The suite as stored in include/expectations/<name>.json, ``$LOCAL_TZ`` filled in."""
+    """The suite as stored in include/expectations/<name>.json, with ``{parameter}`` in an
+    expectation's description (the sentence its Data Docs row shows) filled in from
+    ``expectation_parameters()``, so the page states the bound it checked."""
     path = directory / f"{name}.json"
     data = json.loads(path.read_text(encoding="utf-8"))
     if data.get("name") != name:
         raise QualityError(f"{path}: suite name {data.get('name')!r}, expected {name!r}")
-    tz = local_tz()
+    params = expectation_parameters()
     for exp in data["expectations"]:
-        query = exp.get("kwargs", {}).get("unexpected_rows_query")
-        if isinstance(query, str):
-            exp["kwargs"]["unexpected_rows_query"] = query.replace("$LOCAL_TZ", tz)
         if exp.get("severity") not in {"critical", "warning", "info"}:
             raise QualityError(f"{path}: {exp['type']} needs a severity (critical or warning)")
+        if isinstance(exp.get("description"), str):
+            text = exp["description"]
+            for key, value in params.items():
+                text = text.replace("{" + key + "}", f"{value:g}")
+            exp["description"] = text
     return data
 
 

@@ -85,7 +85,10 @@ def test_clean_batch_with_clock_change_days_is_validated_and_recorded(db, gx_hom
         (batch_id,),
     ).fetchone()
     assert row[:6] == ("meter_reading", True, "validated", 10, 0, [])
-    assert (gx_home / "data_docs" / row[6]).is_file()
+    page = (gx_home / "data_docs" / row[6]).read_text()
+    # each check reads as its sentence from the suite, with the bound it was checked against
+    assert "one reading per meter and interval" in page
+    assert "no reading is above 25 kWh per half hour" in page
 
 
 def _clean() -> list[tuple]:
