@@ -50,24 +50,11 @@ NEW_READINGS = conventions.READINGS["A"] | conventions.READINGS["B"] | conventio
     tags=conventions.tags("report"),
     doc_md=__doc__,
     params={
-        "date_from": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            description="First local day to recompute and report (YYYY-MM-DD).",
+        "date_from": conventions.date_param(
+            "First local day to recompute and report (YYYY-MM-DD)."
         ),
-        "date_to": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            description="Last local day to recompute and report (YYYY-MM-DD).",
-        ),
-        "sources": Param(
-            [],
-            type="array",
-            items={"type": "string", "enum": list(conventions.SOURCES)},
-            description="Meter sources to report (empty: A, B and C).",
-        ),
+        "date_to": conventions.date_param("Last local day to recompute and report (YYYY-MM-DD)."),
+        "sources": conventions.sources_param([], "Meter sources to report (empty: A, B and C)."),
         "tariff": Param(
             None,
             type=["null", "string"],

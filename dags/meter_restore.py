@@ -21,7 +21,7 @@ same objects) unless `mf_retention_days` is raised meanwhile.
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import dag, get_current_context, task
 
 from meterflow import conventions
 from meterflow.conventions import check_schema
@@ -37,24 +37,11 @@ from meterflow.conventions import check_schema
     tags=conventions.tags("archive"),
     doc_md=__doc__,
     params={
-        "sources": Param(
-            list(conventions.SOURCES),
-            type="array",
-            items={"type": "string", "enum": list(conventions.SOURCES)},
-            description="Source tables to restore into.",
+        "sources": conventions.sources_param(
+            list(conventions.SOURCES), "Source tables to restore into."
         ),
-        "from_day": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            description="First UTC day to restore (YYYY-MM-DD).",
-        ),
-        "to_day": Param(
-            None,
-            type=["null", "string"],
-            format="date",
-            description="Last UTC day to restore, inclusive (default: from_day).",
-        ),
+        "from_day": conventions.date_param("First UTC day to restore (YYYY-MM-DD)."),
+        "to_day": conventions.date_param("Last UTC day to restore, inclusive (default: from_day)."),
     },
 )
 def meter_restore():

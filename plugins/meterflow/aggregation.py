@@ -277,6 +277,14 @@ def meter_days_statement(tariff_count: int, tables: Mapping[str, sql.Identifier]
     )
 
 
+def _worth_running(conn: psycopg.Connection, name: str, params: Mapping[str, Any]) -> bool:
+    """False for an update_<mart> statement when any_<mart>.sql finds no row of those days in
+    the mart (it would change nothing: a first refresh of the days only inserts)."""
+    if not name.startswith("update_"):
+        return True
+    return bool(conn.execute(statement(name.replace("update_", "any_", 1)), params).fetchone()[0])
+
+
 def utc_bounds(first: date, last: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
     """UTC instants [start of local day ``first``, start of the local day after ``last``)."""
     lo = datetime.combine(first, time(), zone).astimezone(UTC)
@@ -410,18 +418,12 @@ def _recompute(
             if label == "peak_daily"
             else [params]
         )
-        written = 0
-        for p in jobs:
-            for name in names:
-                if (
-                    name.startswith("update_")
-                    and not conn.execute(statement(name.replace("update_", "any_")), p).fetchone()[
-                        0
-                    ]
-                ):
-                    continue  # no mart row of those days yet: nothing to update
-                written += conn.execute(statement(name), p).rowcount
-        result.written[label] = written
+        result.written[label] = sum(
+            conn.execute(statement(name), p).rowcount
+            for p in jobs
+            for name in names
+            if _worth_running(conn, name, p)
+        )
     conn.execute("SET LOCAL enable_nestloop = on")
     if result.written["consumption_daily"] >= ANALYZE_AFTER:
         # The roll-ups read mart.consumption_daily: fresh statistics, or the planner, seeing

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import Asset, task
+from airflow.sdk import Asset, Param, task
 
 log = logging.getLogger("meterflow.alerts")
 
@@ -26,6 +26,21 @@ READINGS = {s: Asset(f"readings_{s.lower()}") for s in ("A", "B", "C")}
 REPORT = Asset("meter_report")
 
 SOURCES = ("A", "B", "C")
+
+
+def date_param(description: str) -> Param:
+    """An optional YYYY-MM-DD Param of a manual run (a date picker in the trigger form)."""
+    return Param(None, type=["null", "string"], format="date", description=description)
+
+
+def sources_param(default: list[str], description: str) -> Param:
+    """A Param choosing among the meter sources A, B and C."""
+    return Param(
+        default,
+        type="array",
+        items={"type": "string", "enum": list(SOURCES)},
+        description=description,
+    )
 
 
 def on_failure(context: dict[str, Any]) -> None:

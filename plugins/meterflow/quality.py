@@ -320,11 +320,12 @@ def profile_batch(batch_id: int, conn_id: str | None = None) -> int:
         # ~1/48 of the batch's rows become groups: with the default 4 MB a 5M-row batch's
         # hash aggregate spilled to disk in 33 batches (+10-20 %)
         conn.execute("SET LOCAL work_mem = '128MB'")
+        tz = local_tz()
         # CREATE TABLE AS takes no server-side parameters: bound by the client (quoted)
         psycopg.ClientCursor(conn).execute(
-            sql("profile"), {"batch_id": int(batch_id), "tz": local_tz(), **day_grid()}
+            sql("profile"), {"batch_id": int(batch_id), "tz": tz, **day_grid()}
         )
-        days = conn.execute(sql("save_profile"), {"batch_id": batch_id}).rowcount
+        days = conn.execute(sql("save_profile"), {"batch_id": batch_id, "tz": tz}).rowcount
     log.info(
         "batch %s profiled: %s meter-day(s) in %.1f s", batch_id, days, time.perf_counter() - clock
     )

@@ -1,7 +1,8 @@
 -- The figures the suite judges, per meter and local day of one batch (staging.batch_profile,
 -- V012): one parallel scan of the batch's staging rows and one hash aggregate. Run as
 -- CREATE TEMP TABLE ... AS, which PostgreSQL plans in parallel (an INSERT ... SELECT is not,
--- and took twice as long); meterflow.quality then copies the result into batch_profile.
+-- and took twice as long); save_profile.sql then copies the result into batch_profile, with
+-- the intervals each local day should have.
 --
 -- A local day has at most 50 half hours, so "UTC half-hour number mod 64" is a different bit
 -- for each interval of one meter and day: bit_or of those bits is the set of intervals
@@ -23,9 +24,7 @@ SELECT meter_id,
        future,
        misaligned,
        readings - misaligned - bit_count(slots::bit(64)) AS duplicates,
-       (bit_count(slots::bit(64)) + misaligned)::integer AS intervals,
-       mart.day_intervals(coalesce(off_grid_day, (%(day_dates)s::date[])[day_no]), %(tz)s)
-           AS expected
+       (bit_count(slots::bit(64)) + misaligned)::integer AS intervals
   FROM (SELECT meter_id,
                width_bucket(interval_start, %(day_starts)s::timestamptz[]) AS day_no,
                CASE WHEN interval_start < %(grid_from)s OR interval_start >= %(grid_to)s
