@@ -11,7 +11,9 @@ the Assets `readings_a`, `readings_b`, `readings_c` (an `AssetOrTimeSchedule`).
   days ending yesterday;
 - a manual run with `date_from` / `date_to` recomputes and reports exactly that range.
 
-Then `refresh_marts` rewrites, in one transaction, `mart.peak_daily` (peak and off-peak mean
+Then `refresh_marts` rewrites, in one transaction and from the day sums that promotion keeps
+(`mart.meter_day`, `mart.slot_day`; days without sums under the current tariffs are summed
+from their readings first), `mart.peak_daily` (peak and off-peak mean
 kWh per half hour for every tariff of `include/config/tariffs.yaml`, evaluated in local time,
 so a clock-change day still has its 16:00–19:00 window at local 16:00),
 `mart.consumption_daily`, `_weekly`, `_monthly`, `mart.consumption_by_region` and
@@ -24,7 +26,9 @@ profile with the peak window shaded, a meters × days heatmap, consumption by re
 
 **Run by hand.** Trigger with `date_from` / `date_to` (local dates, YYYY-MM-DD; one alone
 means that single day), `sources` (any of A, B, C; empty = all) and `tariff` (a name from
-tariffs.yaml; empty = its default). See docs/reports.md.
+tariffs.yaml; empty = its default). `rescan` sums the days from their readings again first:
+use it after readings were changed by hand (SQL) rather than by promotion or restore.
+See docs/reports.md.
 """
 
 from __future__ import annotations
@@ -59,6 +63,12 @@ NEW_READINGS = conventions.READINGS["A"] | conventions.READINGS["B"] | conventio
             None,
             type=["null", "string"],
             description="Tariff of include/config/tariffs.yaml (empty: its default, 'peak').",
+        ),
+        "rescan": Param(
+            False,
+            type="boolean",
+            description="Sum the days from their readings again before the marts are rebuilt "
+            "(after readings were changed other than by promotion or restore).",
         ),
     },
 )

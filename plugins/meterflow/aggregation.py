@@ -1,32 +1,39 @@
-"""Peak-period aggregation: local days to recompute, the mart refresh, report periods and data.
+"""Peak-period aggregation: day sums, local days to recompute, the mart refresh, report data.
 
-Marts (include/sql/migrations/V006__marts.sql) are refreshed for a set of (source, local day)
-pairs in ONE transaction by the SQL files of include/sql/aggregate/:
+Aggregate on write. Writers of readings keep *day sums* (V013) of the local days they wrote,
+in their own transaction: promotion (meterflow.segregate) and restore (meterflow.archive) call
+:func:`resum_spans`. :func:`resum` computes, from the readings of whole (source, local day)s,
+with the SQL files of include/sql/aggregate/:
 
-1. ``stage_slots.sql`` maps every UTC half hour of those days (a few thousand, not one per
+1. ``sum_slots.sql`` maps every UTC half hour of those days (a few thousand, not one per
    reading) to its local day in the tariffs' zone (``AT TIME ZONE``, so 2025-03-30 has 46 half
    hours and 2025-10-26 has 50 in Europe/London), its half hour of the day and its *interval
    class* (the OR of the bits of every tariff whose peak band holds that half hour of the local
-   week, :meth:`meterflow.tariffs.TariffSet.class_codes`). ``day_starts.sql`` and
-   ``band_bounds.sql`` reduce it to the instants where a local day, or a tariff's peak band,
-   begins or ends. ``stage_readings.sql`` scans each source table summing per half hour (load
-   profile, change marks, and the check that every reading is on the 30-minute grid: a reading
-   off it raises :class:`AggregationError`); ``stage_meter_days.sql`` scans them again, in
-   parallel, grouped straight by meter and local day with one peak ``FILTER`` per tariff (a
-   reading's day and bands found by binary search over those instants), into one row per
-   source, meter and day holding every tariff's peak sums. Two parallel scans beat one serial
-   scan with GROUPING SETS, which PostgreSQL cannot run in parallel.
-2. ``update_*.sql`` rewrite the mart.peak_daily (one tariff at a time) and
-   mart.consumption_daily rows whose values changed (skipped when ``any_*.sql`` finds no row of
-   those days) and ``insert_*.sql`` add the missing ones in primary-key order
-   (not ON CONFLICT: it locks, so dirties, every existing row even when it changes nothing);
-   ``upsert_*.sql`` write mart.load_profile_daily, then roll the weeks, months and regions of
-   the touched days up from mart.consumption_daily.
+   week, :meth:`meterflow.tariffs.TariffSet.class_codes`). ``sum_day_starts.sql`` and
+   ``sum_band_bounds.sql`` reduce it to the instants where a local day, or a tariff's peak
+   band, begins or ends.
+2. ``sum_read.sql`` scans each source table summing per half hour (the load profile, and the
+   check that every reading is on the 30-minute grid: a reading off it raises
+   :class:`AggregationError`); ``sum_meter_days.sql`` scans them again, in parallel, grouped
+   straight by meter and local day with one peak ``FILTER`` per tariff (a reading's day and
+   bands found by binary search over those instants).
+3. ``save_meter_day.sql``, ``save_slot_day.sql``, ``save_day_sum.sql`` keep them in
+   mart.meter_day, mart.slot_day and mart.day_sum (tariff fingerprint and a new version).
+
+:func:`refresh` rebuilds the marts (V006) of a set of (source, local day) pairs in ONE
+transaction from those sums: days without sums under its tariffs (``stale_days.sql``; or every
+day with ``rescan``) are summed first; days whose sums kept the version their last refresh
+used (``unchanged_days.sql``, mart.refresh_mark) are skipped; ``update_*.sql`` rewrite the
+mart.peak_daily (one tariff at a time) and mart.consumption_daily rows whose values changed
+(skipped when ``any_*.sql`` finds no row of those days) and ``insert_*.sql`` add the missing
+ones in primary-key order (not ON CONFLICT: it locks, so dirties, every existing row even when
+it changes nothing); ``upsert_*.sql`` write mart.load_profile_daily, then roll the weeks,
+months and regions of the touched days up from mart.consumption_daily.
 
 Incremental: a run recomputes only the days touched by new batches (found through the
 readings' batch_id) or the days asked for. Idempotent: rows are rewritten only when a value
-changes, and a per-meter day is never replaced by one computed from fewer intervals, so the
-marts keep days whose readings meter_archive has moved to S3.
+changes, and a per-meter day (sum or mart row) is never replaced by one computed from fewer
+intervals, so the marts keep days whose readings meter_archive has moved to S3.
 
 Table names come from :data:`TABLES`, a fixed mapping; every value is a bound parameter.
 """
@@ -93,6 +100,7 @@ class Plan:
     tariff: str
     reason: str
     batch_ids: dict[str, list[int]] = field(default_factory=dict)
+    rescan: bool = False  # sum the days from their readings again (Param rescan)
 
     @property
     def day_count(self) -> int:
@@ -116,6 +124,7 @@ class Plan:
             tariff=data["tariff"],
             reason=data["reason"],
             batch_ids={s: list(v) for s, v in (data.get("batch_ids") or {}).items()},
+            rescan=bool(data.get("rescan")),
         )
 
 
@@ -161,8 +170,12 @@ def plan_run(
       source): recompute those days; report from the first to the last of them.
     - Otherwise (the daily 06:00 run, or a manual run without dates): recompute and report the
       7 local days ending yesterday (late or restored readings of the week get caught up).
+
+    ``params`` rescan: sum the planned days from their readings again first (after readings
+    were changed by hand rather than by promotion or restore).
     """
     tariff = tariffs.get(params.get("tariff") or None).name
+    rescan = bool(params.get("rescan"))
     sources = parse_sources(params.get("sources"))
     zone = tariffs.zone
     first, last = params.get("date_from"), params.get("date_to")
@@ -172,18 +185,32 @@ def plan_run(
         if end < start:
             raise AggregationError(f"date_to {end} is before date_from {start}")
         days = date_range(start, end)
-        return Plan({s: days for s in sources}, start, end, sources, tariff, "requested range")
+        return Plan(
+            {s: days for s in sources},
+            start,
+            end,
+            sources,
+            tariff,
+            "requested range",
+            rescan=rescan,
+        )
     touched_days = {s: sorted(set(v)) for s, v in (touched or {}).items() if s in sources and v}
     if batch_ids and any(batch_ids.values()):
         every = sorted({d for v in touched_days.values() for d in v})
         ids = {s: sorted(v) for s, v in batch_ids.items() if s in sources and v}
         if not every:
             today = local_today(now, zone)
-            return Plan({}, today, today, sources, tariff, "new batches touched no day", ids)
-        return Plan(touched_days, every[0], every[-1], sources, tariff, "new batches", ids)
+            return Plan(
+                {}, today, today, sources, tariff, "new batches touched no day", ids, rescan=rescan
+            )
+        return Plan(
+            touched_days, every[0], every[-1], sources, tariff, "new batches", ids, rescan=rescan
+        )
     start, end = default_period(now, zone)
     days = date_range(start, end)
-    return Plan({s: days for s in sources}, start, end, sources, tariff, "daily period")
+    return Plan(
+        {s: days for s in sources}, start, end, sources, tariff, "daily period", rescan=rescan
+    )
 
 
 def batch_ids_from_events(events: Mapping[str, Iterable[Mapping[str, Any] | None]]) -> dict:
@@ -223,7 +250,8 @@ def touched_days(
 class RefreshResult:
     days: int = 0
     skipped: int = 0
-    staged_groups: int = 0
+    summed: int = 0  # meter-days summed from readings by this refresh (days without sums)
+    staged_groups: int = 0  # meter-days read from the day sums
     written: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -231,7 +259,8 @@ class RefreshResult:
         return (
             f"recomputed {self.days - self.skipped:,} of {self.days:,} source-days "
             f"({self.skipped:,} unchanged since their last refresh; "
-            f"{self.staged_groups:,} groups); wrote {parts}"
+            f"{self.staged_groups:,} meter-days from day sums, {self.summed:,} of them summed "
+            f"from readings now); wrote {parts}"
         )
 
 
@@ -261,8 +290,8 @@ WORK_MEM = "256MB"  # SET LOCAL for the refresh: the per-meter sums hash in memo
 
 
 def meter_days_statement(tariff_count: int, tables: Mapping[str, sql.Identifier]) -> sql.Composed:
-    """stage_meter_days.sql with one peak FILTER per tariff (band bounds as parameters bounds_0,
-    bounds_1, ...: band_bounds.sql)."""
+    """sum_meter_days.sql with one peak FILTER per tariff (band bounds as parameters bounds_0,
+    bounds_1, ...: sum_band_bounds.sql)."""
 
     def band(expr: str) -> sql.Composed:
         return sql.SQL(", ").join(
@@ -270,7 +299,7 @@ def meter_days_statement(tariff_count: int, tables: Mapping[str, sql.Identifier]
         )
 
     inside = "width_bucket(interval_start, {}::timestamptz[]) %% 2 = 1"
-    return sql.SQL(statement("stage_meter_days")).format(
+    return sql.SQL(statement("sum_meter_days")).format(
         peak_kwh=band(f"coalesce(sum(kwh) FILTER (WHERE {inside}), 0)"),
         peak_n=band(f"count(*) FILTER (WHERE {inside})::integer"),
         **tables,
@@ -308,40 +337,143 @@ def fingerprint(tariffs: TariffSet) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def refresh(
-    conn: psycopg.Connection, days: Mapping[str, Iterable[date]], tariffs: TariffSet
-) -> RefreshResult:
-    """Recompute every mart for the given local days per source, in one transaction.
+def _pairs(days: Mapping[str, Iterable[date]]) -> list[tuple[str, date]]:
+    return [(s, d) for s in SOURCES for d in sorted(set(days.get(s) or ()))]
 
-    Days whose readings did not change since their last refresh (mart.refresh_mark) are
-    skipped after one cheap scan; their regions are still rolled up again.
-    Raises :class:`AggregationError` when a reading of those days is off the 30-minute grid.
+
+def _tuned(conn: psycopg.Connection) -> None:
+    """Settings of the transaction for the scans and joins of resum and refresh."""
+    conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(WORK_MEM)))
+    # No JIT: the scans' plans cost enough for LLVM to optimise and inline ~170 functions,
+    # which takes longer than it saves (0.2-0.4 s of a 4 s scan at 10M readings).
+    conn.execute("SET LOCAL jit = off")
+
+
+def local_days(first: datetime, last: datetime, zone: ZoneInfo) -> list[date]:
+    """The local days (in ``zone``) from the one holding instant ``first`` to the one holding
+    ``last``."""
+    return date_range(first.astimezone(zone).date(), last.astimezone(zone).date())
+
+
+def resum(conn: psycopg.Connection, days: Mapping[str, Iterable[date]], tariffs: TariffSet) -> int:
+    """Compute the day sums (mart.meter_day, mart.slot_day, mart.day_sum; V013) of the given
+    local days per source from their readings; returns the meter-days summed.
+
+    Writers of readings call it for the days they wrote, in their own transaction (promotion,
+    restore); a refresh calls it for days without sums under its tariffs. Runs in a savepoint
+    when the connection is in a transaction, else in a transaction of its own. Raises
+    :class:`AggregationError` when a reading of those days is off the 30-minute grid (nothing
+    written).
+    """
+    pairs = _pairs(days)
+    if not pairs:
+        return 0
+    zone = tariffs.zone
+    utc_from, utc_to = utc_bounds(min(d for _s, d in pairs), max(d for _s, d in pairs), zone)
+    tables = {f"readings_{s.lower()}": sql.Identifier(SCHEMA, t) for s, t in TABLES.items()}
+    bounds = source_bounds(pairs, zone)
+    bits = list(tariffs.bits().values())
+    with conn.transaction():
+        _tuned(conn)
+        conn.execute(statement("sum_tables"))
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO sum_days (source, local_date) VALUES (%s, %s)", pairs)
+        conn.execute(
+            statement("sum_slots"),
+            {
+                "tz": tariffs.timezone,
+                "codes": tariffs.class_codes(),
+                "utc_from": utc_from,
+                "utc_to": utc_to,
+            },
+        )
+        conn.execute(sql.SQL(statement("sum_read")).format(**tables), bounds)
+        off_grid = conn.execute(statement("sum_off_grid")).fetchall()
+        if off_grid:
+            detail = "; ".join(f"source {s}: {n:,} (first {t.isoformat()})" for s, n, t in off_grid)
+            raise AggregationError(
+                f"readings off the 30-minute grid, not aggregated: {detail}; "
+                "interval_start must be a whole half hour"
+            )
+        starts, dates = conn.execute(statement("sum_day_starts")).fetchone()
+        scan = {
+            **bounds,
+            "day_starts": starts,
+            "day_dates": dates,
+            **{
+                f"bounds_{i}": conn.execute(statement("sum_band_bounds"), {"bit": b}).fetchone()[0]
+                for i, b in enumerate(bits)
+            },
+        }
+        summed = conn.execute(meter_days_statement(len(bits), tables), scan).rowcount
+        conn.execute(statement("sum_profile"))
+        params = {"fingerprint": fingerprint(tariffs)}
+        for name in ("save_meter_day", "save_slot_day", "save_day_sum"):
+            conn.execute(statement(name), params)
+        conn.execute("DROP TABLE sum_days, sum_slot, sum_read, sum_meter_day, sum_profile")
+    log.info("day sums: %s meter-days of %s source-days summed from readings", summed, len(pairs))
+    return summed
+
+
+def resum_spans(
+    conn: psycopg.Connection,
+    spans: Mapping[str, tuple[datetime, datetime]],
+    tariffs: TariffSet | None = None,
+) -> int:
+    """What a writer of readings calls, in its transaction: :func:`resum` of every local day
+    (tariffs' zone) that instants of each source's span ``(first, last)`` fall on.
+
+    ``tariffs``: the configured ones when None. When tariffs.yaml cannot be read, the days'
+    sums are dropped instead (forget_day_sums.sql), so the next refresh sums them from the
+    readings (and fails naming the problem while it lasts): a broken tariff file never holds
+    readings back.
+    """
+    if tariffs is None:
+        from meterflow import tariffs as tariff_config
+
+        try:
+            tariffs = tariff_config.load()
+        except tariff_config.TariffError as exc:
+            log.warning("day sums left to the next refresh: %s", exc)
+            for source, (first, last) in spans.items():
+                conn.execute(
+                    statement("forget_day_sums"), {"source": source, "first": first, "last": last}
+                )
+            return 0
+    days = {s: local_days(first, last, tariffs.zone) for s, (first, last) in spans.items()}
+    return resum(conn, days, tariffs)
+
+
+def refresh(
+    conn: psycopg.Connection,
+    days: Mapping[str, Iterable[date]],
+    tariffs: TariffSet,
+    *,
+    rescan: bool = False,
+) -> RefreshResult:
+    """Recompute every mart for the given local days per source, in one transaction, from their
+    day sums (:func:`resum`).
+
+    Days without sums under these tariffs (or every day when ``rescan``) are summed from their
+    readings first. Days whose sums did not change since their last refresh (mart.refresh_mark)
+    are skipped; their regions are still rolled up again. Raises :class:`AggregationError` when
+    a reading of a day summed here is off the 30-minute grid.
     """
     result = RefreshResult()
-    pairs = [(s, d) for s in SOURCES for d in sorted(set(days.get(s) or ()))]
+    pairs = _pairs(days)
     result.days = len(pairs)
     if not pairs:
         return result
-    tz = tariffs.timezone
-    bits = tariffs.bits()
-    lo = min(d for _s, d in pairs)
-    hi = max(d for _s, d in pairs)
-    utc_from, utc_to = utc_bounds(lo, hi, tariffs.zone)
-    tables = {f"readings_{s.lower()}": sql.Identifier(SCHEMA, t) for s, t in TABLES.items()}
     params: dict[str, Any] = {
-        "tz": tz,
-        "tariffs": list(bits),
-        "bits": list(bits.values()),
-        "date_from": lo,
-        "date_to": hi,
+        "tz": tariffs.timezone,
+        "date_from": min(d for _s, d in pairs),
+        "date_to": max(d for _s, d in pairs),
         "fingerprint": fingerprint(tariffs),
+        "rescan": rescan,
     }
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (REFRESH_LOCK,))
-        conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(WORK_MEM)))
-        # No JIT: the scans' plans cost enough for LLVM to optimise and inline ~170 functions,
-        # which takes longer than it saves (0.2-0.4 s of a 4 s scan at 10M readings).
-        conn.execute("SET LOCAL jit = off")
+        _tuned(conn)
         # The marts' UPDATE/INSERT join agg_meter_day to the mart rows of its days: hash joins
         # (the planner otherwise sorts both sides on the text keys for a merge join).
         conn.execute("SET LOCAL enable_mergejoin = off")
@@ -349,22 +481,15 @@ def refresh(
         with conn.cursor() as cur:
             cur.executemany("INSERT INTO agg_days (source, local_date) VALUES (%s, %s)", pairs)
             cur.executemany("INSERT INTO agg_asked (source, local_date) VALUES (%s, %s)", pairs)
-        conn.execute(
-            statement("stage_slots"),
-            {"tz": tz, "codes": tariffs.class_codes(), "utc_from": utc_from, "utc_to": utc_to},
-        )
-        marked = conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM mart.refresh_mark m JOIN agg_days d "
-            "USING (source, local_date) WHERE m.tariffs = %s)",
-            (params["fingerprint"],),
-        ).fetchone()[0]
-        if marked:
-            check = source_bounds(pairs, tariffs.zone)
-            conn.execute(sql.SQL(statement("stage_check")).format(**tables), check)
-            result.skipped = conn.execute(statement("unchanged_days"), params).rowcount
-            pairs = conn.execute("SELECT source, local_date FROM agg_days ORDER BY 1, 2").fetchall()
-        if pairs:
-            _recompute(conn, pairs, tariffs, tables, params, result)
+        stale: dict[str, list[date]] = {}
+        for s, d in conn.execute(statement("stale_days"), params):
+            stale.setdefault(s, []).append(d)
+        if stale:
+            result.summed = resum(conn, stale, tariffs)
+        conn.execute(statement("day_versions"))
+        result.skipped = conn.execute(statement("unchanged_days"), params).rowcount
+        if result.skipped < result.days:
+            _recompute(conn, tariffs, params, result)
         else:
             result.written.update({label: 0 for label, _names in DAILY_WRITES})
         for label, names in ROLLUPS:
@@ -375,35 +500,12 @@ def refresh(
 
 def _recompute(
     conn: psycopg.Connection,
-    pairs: list[tuple[str, date]],
     tariffs: TariffSet,
-    tables: Mapping[str, sql.Identifier],
     params: Mapping[str, Any],
     result: RefreshResult,
 ) -> None:
-    """Scan the readings of the days of agg_days, write their daily marts and change marks."""
-    bounds = source_bounds(pairs, tariffs.zone)
-    conn.execute(sql.SQL(statement("stage_readings")).format(**tables), bounds)
-    off_grid = conn.execute(statement("off_grid")).fetchall()
-    if off_grid:
-        detail = "; ".join(f"source {s}: {n:,} (first {t.isoformat()})" for s, n, t in off_grid)
-        raise AggregationError(
-            f"readings off the 30-minute grid, not aggregated: {detail}; "
-            "interval_start must be a whole half hour"
-        )
-    starts, dates = conn.execute(statement("day_starts")).fetchone()
-    bits = list(tariffs.bits().values())
-    scan = {
-        **params,
-        **bounds,
-        "day_starts": starts,
-        "day_dates": dates,
-        **{
-            f"bounds_{i}": conn.execute(statement("band_bounds"), {"bit": b}).fetchone()[0]
-            for i, b in enumerate(bits)
-        },
-    }
-    result.staged_groups = conn.execute(meter_days_statement(len(bits), tables), scan).rowcount
+    """Write the daily marts of the days of agg_days from their day sums, and their marks."""
+    result.staged_groups = conn.execute(statement("stage_meter_days"), params).rowcount
     conn.execute(statement("stage_profile"))
     # Hash joins between agg_meter_day and the mart rows of its days, never a nested loop: on
     # empty or freshly emptied marts the planner may think the mart has a page and probe it by
@@ -690,7 +792,7 @@ def refresh_for_plan(plan: Plan) -> RefreshResult:
     from meterflow import warehouse
 
     with warehouse.connect(autocommit=True) as conn:
-        return refresh(conn, plan.days, tariff_config.load())
+        return refresh(conn, plan.days, tariff_config.load(), rescan=plan.rescan)
 
 
 def publish_peak_charts(plan: Plan) -> dict[str, list[str]]:

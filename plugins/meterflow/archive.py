@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql
 
-from meterflow import SQL_DIR, config, warehouse
+from meterflow import SQL_DIR, aggregation, config, warehouse
 from meterflow.models import SOURCES
 
 if TYPE_CHECKING:
@@ -956,7 +956,8 @@ def _restore_day(
     audit: Audit,
 ) -> tuple[int, int]:
     """One day in one transaction: every object verified against the manifest, then upserted
-    (existing readings win). Returns (rows inserted, rows in the archive)."""
+    (existing readings win), and the day sums of the local days it touches recomputed. Returns
+    (rows inserted, rows in the archive)."""
     mkey = manifest_key(source, day)
     body = _get(s3, bucket, mkey)
     if body is None:
@@ -988,6 +989,8 @@ def _restore_day(
             raise ArchiveError(f"s3://{bucket}/{mkey}: objects do not add up to the manifest")
         cur = conn.execute(_query("restore_day", table=table))
         inserted = cur.rowcount
+        if inserted:  # the marts' day sums of the local days the restored readings fall on
+            aggregation.resum_spans(conn, {source: (start, end - timedelta(minutes=30))})
         audit(
             "restore",
             source=source,

@@ -18,7 +18,9 @@ One batch is one transaction. For each source the batch holds, the SQL files of
    the rows the UPDATE replaced must equal the rows classified as replacing. Otherwise the
    transaction rolls back, the batch stays 'validated' with the reason in
    audit.load_batch.error, and :class:`ReconciliationError` is raised.
-5. ``mark_promoted.sql``: counts stored on audit.load_batch, status 'promoted'.
+5. Day sums (``meterflow.aggregation.resum``, V013) of the local days the batch wrote, for
+   the marts (aggregate on write); an off-grid reading raises here and nothing is promoted.
+6. ``mark_promoted.sql``: counts stored on audit.load_batch, status 'promoted'.
 
 Upsert rule: a batch's reading replaces a stored one when its quality ranks higher
 (:attr:`meterflow.models.Quality.rank`, ``meter.quality_rank`` in SQL: A > S, F > E), or ranks
@@ -40,7 +42,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from meterflow import SQL_DIR, config, warehouse
+from meterflow import SQL_DIR, aggregation, config, warehouse
 from meterflow.models import SOURCES, BatchStatus
 
 log = logging.getLogger(__name__)
@@ -101,6 +103,7 @@ class Promotion:
     status: str = BatchStatus.VALIDATED.value
     rows_validated: int = 0
     meters_registered: int = 0
+    day_sums: int = 0  # meter-days whose day sums (mart.meter_day) were recomputed
     sources: dict[str, SourceCounts] = field(default_factory=dict)
     skipped_reason: str | None = None
 
@@ -135,7 +138,7 @@ class Promotion:
             f"batch {self.batch_id}: {self.rows_validated:,} rows validated → promoted "
             f"{self.promoted:,} new, superseded {self.superseded:,}, kept {self.kept:,} "
             f"(new/superseded/kept by source: {per_source or 'none'}); "
-            f"{self.meters_registered:,} new meters"
+            f"{self.meters_registered:,} new meters; day sums of {self.day_sums:,} meter-days"
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -147,6 +150,7 @@ class Promotion:
             "superseded": self.superseded,
             "kept": self.kept,
             "meters_registered": self.meters_registered,
+            "day_sums": self.day_sums,
             "received": self.received(),
             "skipped_reason": self.skipped_reason,
         }
@@ -197,6 +201,7 @@ def promote_batch(conn: psycopg.Connection, batch_id: int) -> Promotion:
                     f"batch {batch_id}: {problem}; nothing promoted, batch stays 'validated'"
                     + _diagnose(conn, batch_id, rows_staged)
                 )
+            result.day_sums = _resum(conn, counts)
             params = {
                 "batch_id": batch_id,
                 "promoted": result.promoted,
@@ -207,13 +212,20 @@ def promote_batch(conn: psycopg.Connection, batch_id: int) -> Promotion:
             if marked != 1:  # cannot happen under the row lock; refuse rather than guess
                 raise ReconciliationError(f"batch {batch_id}: could not be marked promoted")
             result.status = BatchStatus.PROMOTED.value
-    except ReconciliationError as exc:
+    except (ReconciliationError, aggregation.AggregationError) as exc:
         with conn.transaction():
             conn.execute(statement("record_error.sql"), {"batch_id": batch_id, "error": str(exc)})
         log.error("%s", exc)
         raise
     log.info("%s", result.summary())
     return result
+
+
+def _resum(conn: psycopg.Connection, counts: dict[str, SourceCounts]) -> int:
+    """Recompute the day sums of the local days the batch wrote (aggregate on write, V013), in
+    the batch's transaction, so meter_peak_report reads sums rather than readings."""
+    spans = {s: (c.first, c.last) for s, c in counts.items() if c.received}
+    return aggregation.resum_spans(conn, spans) if spans else 0
 
 
 def _promote_source(conn: psycopg.Connection, batch_id: int, c: SourceCounts) -> None:

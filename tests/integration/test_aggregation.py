@@ -1,7 +1,9 @@
 """Mart refresh on the real warehouse: peak/off-peak means, DST days, day/week/month/region
 marts, incremental and idempotent refreshes, and the consumption report's interval sets.
 
-Readings are inserted straight into meter.readings_a|b|c (the aggregation reads nothing else).
+Readings are inserted straight into meter.readings_a|b|c, and insert_readings then does what
+promotion and restore do after writing readings: it recomputes the day sums of the local days
+written (aggregation.resum_spans), which the refresh builds the marts from.
 Every fixture day is complete: each UTC half hour from local midnight to the next local
 midnight in Europe/London, with kWh = (i + 1) / 100 × the meter's factor, i = the interval's
 position in its local day. So 2025-03-30 (clocks forward) has 46 intervals, 2025-10-26 (clocks
@@ -62,8 +64,9 @@ def kwh(i: int, factor: int) -> Decimal:
     return Decimal(i + 1) * factor / 100
 
 
-def insert_readings(db, rows, batch_id=1) -> None:
-    """rows: (meter_id, utc interval_start, kwh)."""
+def insert_readings(db, rows, batch_id=1, *, resum=True) -> None:
+    """rows: (meter_id, utc interval_start, kwh); then, like a writer of readings, the day sums
+    of the days written (unless ``resum`` is False: a change made by hand in SQL)."""
     by_source = defaultdict(list)
     for meter, start, value in rows:
         by_source[METERS[meter][0]].append((meter, start, value))
@@ -79,6 +82,8 @@ def insert_readings(db, rows, batch_id=1) -> None:
                 "batch_id = excluded.batch_id",
                 [(m, s, v, batch_id) for m, s, v in items],
             )
+        if resum:
+            aggregation.resum_spans(db, {source: (lo, hi - timedelta(minutes=30))}, TEST_TARIFFS)
 
 
 def fixture_rows(days=DAYS):
@@ -366,6 +371,12 @@ def test_archived_readings_do_not_shrink_the_marts(loaded):
     )
     refresh_days(loaded)
     assert _snapshot(loaded) == before
+    # Even summed again from what is left of the readings (rescan), no day shrinks.
+    again = aggregation.refresh(
+        loaded, {s: list(DAYS) for s in ("A", "B")}, TEST_TARIFFS, rescan=True
+    )
+    assert again.summed > 0
+    assert _snapshot(loaded) == before
 
 
 def test_a_meter_moving_region_moves_its_consumption(loaded):
@@ -599,10 +610,20 @@ def test_a_reading_off_the_half_hour_grid_stops_the_refresh_and_names_it(loaded)
     refresh_days(loaded)
     before = _snapshot(loaded)
     odd = datetime(2025, 3, 31, 16, 10, tzinfo=UTC)
-    insert_readings(loaded, [("SMR00001A", odd, Decimal("1"))], batch_id=3)
+    insert_readings(loaded, [("SMR00001A", odd, Decimal("1"))], batch_id=3, resum=False)
     with pytest.raises(aggregation.AggregationError, match=r"source A: 1 .*2025-03-31T16:10"):
-        refresh_days(loaded)
+        aggregation.refresh(loaded, {"A": list(DAYS)}, TEST_TARIFFS, rescan=True)
     assert _snapshot(loaded) == before  # nothing written: the refresh is one transaction
+
+
+def test_a_reading_off_the_half_hour_grid_stops_its_writer_and_names_it(loaded):
+    odd = datetime(2025, 3, 31, 16, 10, tzinfo=UTC)
+    raised = pytest.raises(aggregation.AggregationError, match=r"source A: 1 .*2025-03-31T16:10")
+    with raised, loaded.transaction():  # a promotion's transaction: nothing of it stays
+        insert_readings(loaded, [("SMR00001A", odd, Decimal("1"))], batch_id=3)
+    assert loaded.execute(
+        "SELECT count(*) FROM meter.readings_a WHERE interval_start = %s", (odd,)
+    ).fetchone() == (0,)
 
 
 def test_days_that_are_not_asked_for_between_two_asked_days_are_not_computed(db):

@@ -166,6 +166,21 @@ def test_restore_of_a_range_brings_back_only_those_days(db, loaded):
     assert days == {date(2025, 2, 2), date(2025, 2, 3), date(2025, 2, 8), date(2025, 2, 9)}
 
 
+def test_restore_recomputes_the_marts_day_sums_of_the_restored_days(db, loaded):
+    archive.archive_readings(now=NOW, retention_days=30, run_id="t5")
+    archive.restore(source="A", first_day=date(2025, 2, 2), last_day=date(2025, 2, 2))
+    sums = db.execute(
+        "SELECT local_date, meter_id, kwh, intervals FROM mart.meter_day ORDER BY 1, 2"
+    ).fetchall()
+    # February is GMT: the restored UTC day is exactly the local day 2 February, and no other
+    # day was summed.
+    day = [r for r in loaded["A"] if r[1].date() == date(2025, 2, 2)]
+    assert sums == [
+        (date(2025, 2, 2), meter, sum(r[2] for r in day if r[0] == meter), 48)
+        for meter in ("SMR89130A", "SMR89131A")
+    ]
+
+
 def test_dry_run_changes_nothing_and_reports_what_it_would_move(db, loaded, s3_client, bucket):
     before = {s: _table(db, s) for s in loaded}
 

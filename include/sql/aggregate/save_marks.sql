@@ -1,12 +1,8 @@
--- mart.refresh_mark for the recomputed days (agg_days): readings and sum of row versions from
--- agg_read's per-half-hour rows, the tariff fingerprint. fingerprint: parameter.
-INSERT INTO mart.refresh_mark AS m (source, local_date, readings, versions, tariffs)
-SELECT d.source, d.local_date, coalesce(sum(r.n), 0), coalesce(sum(r.v), 0), %(fingerprint)s
-  FROM agg_days d
-  LEFT JOIN agg_slot s ON s.local_date = d.local_date
-  LEFT JOIN agg_read r
-    ON r.source = d.source AND r.interval_start = s.utc
- GROUP BY d.source, d.local_date
+-- mart.refresh_mark for the recomputed days (agg_days): the version of the day sums the marts
+-- were built from and the tariff fingerprint. fingerprint: parameter.
+INSERT INTO mart.refresh_mark AS m (source, local_date, version, tariffs)
+SELECT source, local_date, version, %(fingerprint)s
+  FROM agg_days
+ WHERE version IS NOT NULL
 ON CONFLICT (source, local_date) DO UPDATE SET
-    readings = excluded.readings, versions = excluded.versions, tariffs = excluded.tariffs,
-    marked_at = now()
+    version = excluded.version, tariffs = excluded.tariffs, marked_at = now()

@@ -5,6 +5,7 @@
 -- do not exist yet. UPDATE + INSERT instead of INSERT ... ON CONFLICT, which locks every
 -- conflicting row even when it leaves it unchanged. Means are kWh per half hour, NULL when the
 -- band has no interval that day.
+-- Rows whose sums are under other tariffs (NULL arrays, stage_meter_days.sql) are left out.
 -- tariff, i (its 1-based position in the arrays), date_from, date_to (the first and last local
 -- day of agg_days: bounds the mart rows read): parameters.
 UPDATE mart.peak_daily m SET
@@ -16,7 +17,8 @@ UPDATE mart.peak_daily m SET
        completeness = n.completeness
   FROM (SELECT source, meter_id, local_date, total_kwh, intervals, expected_intervals,
                completeness, peak_kwh[%(i)s] AS peak_kwh, peak_n[%(i)s] AS peak_n
-          FROM agg_meter_day) n
+          FROM agg_meter_day
+         WHERE peak_kwh IS NOT NULL) n
  WHERE m.tariff = %(tariff)s AND m.source = n.source AND m.meter_id = n.meter_id
    AND m.local_date = n.local_date
    AND m.local_date BETWEEN %(date_from)s AND %(date_to)s
