@@ -43,10 +43,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from time import perf_counter
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -253,6 +255,10 @@ class RefreshResult:
     summed: int = 0  # meter-days summed from readings by this refresh (days without sums)
     staged_groups: int = 0  # meter-days read from the day sums
     written: dict[str, int] = field(default_factory=dict)
+    # Wall-clock seconds per step: "summing" (days summed from readings now), "day sums read"
+    # (agg_meter_day, agg_profile), each daily mart's label, "roll-ups" (weeks, months,
+    # regions) and "marks".
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
         parts = ", ".join(f"{k} {v:,}" for k, v in self.written.items())
@@ -260,7 +266,8 @@ class RefreshResult:
             f"recomputed {self.days - self.skipped:,} of {self.days:,} source-days "
             f"({self.skipped:,} unchanged since their last refresh; "
             f"{self.staged_groups:,} meter-days from day sums, {self.summed:,} of them summed "
-            f"from readings now); wrote {parts}"
+            f"from readings now); wrote {parts}; seconds: "
+            + ", ".join(f"{k} {v:.2f}" for k, v in self.seconds.items())
         )
 
 
@@ -410,6 +417,10 @@ def resum(conn: psycopg.Connection, days: Mapping[str, Iterable[date]], tariffs:
         params = {"fingerprint": fingerprint(tariffs)}
         for name in ("save_meter_day", "save_slot_day", "save_day_sum"):
             conn.execute(statement(name), params)
+        if summed >= ANALYZE_AFTER:
+            # The refresh that follows reads these rows: fresh statistics, not the table as it
+            # was (empty on a first summing), or its joins are planned for a few rows.
+            conn.execute("ANALYZE mart.meter_day")
         conn.execute("DROP TABLE sum_days, sum_slot, sum_read, sum_meter_day, sum_profile")
     log.info("day sums: %s meter-days of %s source-days summed from readings", summed, len(pairs))
     return summed
@@ -485,15 +496,19 @@ def refresh(
         for s, d in conn.execute(statement("stale_days"), params):
             stale.setdefault(s, []).append(d)
         if stale:
-            result.summed = resum(conn, stale, tariffs)
+            with _timed(result, "summing"):
+                result.summed = resum(conn, stale, tariffs)
         conn.execute(statement("day_versions"))
         result.skipped = conn.execute(statement("unchanged_days"), params).rowcount
         if result.skipped < result.days:
             _recompute(conn, tariffs, params, result)
         else:
             result.written.update({label: 0 for label, _names in DAILY_WRITES})
-        for label, names in ROLLUPS:
-            result.written[label] = sum(conn.execute(statement(n), params).rowcount for n in names)
+        with _timed(result, "roll-ups"):
+            for label, names in ROLLUPS:
+                result.written[label] = sum(
+                    conn.execute(statement(n), params).rowcount for n in names
+                )
     log.info(result.summary())
     return result
 
@@ -505,8 +520,9 @@ def _recompute(
     result: RefreshResult,
 ) -> None:
     """Write the daily marts of the days of agg_days from their day sums, and their marks."""
-    result.staged_groups = conn.execute(statement("stage_meter_days"), params).rowcount
-    conn.execute(statement("stage_profile"))
+    with _timed(result, "day sums read"):
+        result.staged_groups = conn.execute(statement("stage_meter_days"), params).rowcount
+        conn.execute(statement("stage_profile"))
     # Hash joins between agg_meter_day and the mart rows of its days, never a nested loop: on
     # empty or freshly emptied marts the planner may think the mart has a page and probe it by
     # seq scan once per new row while the INSERT makes it grow (minutes at 10M readings).
@@ -520,18 +536,30 @@ def _recompute(
             if label == "peak_daily"
             else [params]
         )
-        result.written[label] = sum(
-            conn.execute(statement(name), p).rowcount
-            for p in jobs
-            for name in names
-            if _worth_running(conn, name, p)
-        )
+        with _timed(result, label):
+            result.written[label] = sum(
+                conn.execute(statement(name), p).rowcount
+                for p in jobs
+                for name in names
+                if _worth_running(conn, name, p)
+            )
     conn.execute("SET LOCAL enable_nestloop = on")
-    if result.written["consumption_daily"] >= ANALYZE_AFTER:
-        # The roll-ups read mart.consumption_daily: fresh statistics, or the planner, seeing
-        # the table as it was (empty on a first refresh), loops over it row by row.
-        conn.execute("ANALYZE mart.consumption_daily")
-    conn.execute(statement("save_marks"), params)
+    with _timed(result, "marks"):
+        if result.written["consumption_daily"] >= ANALYZE_AFTER:
+            # The roll-ups read mart.consumption_daily: fresh statistics, or the planner, seeing
+            # the table as it was (empty on a first refresh), loops over it row by row.
+            conn.execute("ANALYZE mart.consumption_daily")
+        conn.execute(statement("save_marks"), params)
+
+
+@contextmanager
+def _timed(result: RefreshResult, step: str) -> Iterator[None]:
+    """Add the block's wall-clock seconds to ``result.seconds[step]``."""
+    start = perf_counter()
+    try:
+        yield
+    finally:
+        result.seconds[step] = result.seconds.get(step, 0.0) + perf_counter() - start
 
 
 # --------------------------------------------------------------------------------------------

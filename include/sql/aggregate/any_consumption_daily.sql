@@ -1,5 +1,5 @@
 -- Whether mart.consumption_daily holds any row between the first and last local day of agg_days
--- (index consumption_daily_date). When it holds none, update_consumption_daily.sql would change
+-- (its primary key, V013). When it holds none, update_consumption_daily.sql would change
 -- nothing and refresh skips it. date_from, date_to: parameters.
 SELECT EXISTS (SELECT 1 FROM mart.consumption_daily
                 WHERE local_date BETWEEN %(date_from)s AND %(date_to)s)

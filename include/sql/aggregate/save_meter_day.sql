@@ -7,7 +7,7 @@ INSERT INTO mart.meter_day AS m (
     source, local_date, meter_id, tariffs, kwh, intervals, peak_kwh, peak_n)
 SELECT source, local_date, meter_id, %(fingerprint)s, total_kwh, intervals, peak_kwh, peak_n
   FROM sum_meter_day
-ON CONFLICT (source, local_date, meter_id) DO UPDATE SET
+ON CONFLICT (local_date, source, meter_id) DO UPDATE SET
     tariffs = excluded.tariffs, kwh = excluded.kwh, intervals = excluded.intervals,
     peak_kwh = excluded.peak_kwh, peak_n = excluded.peak_n
  WHERE excluded.intervals >= m.intervals

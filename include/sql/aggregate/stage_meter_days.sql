@@ -3,8 +3,8 @@
 -- where the sums were computed under the refresh's tariffs (fingerprint): a row kept under
 -- other tariffs (its day partly archived since) has NULL arrays and no mart.peak_daily rows
 -- are written from it (its existing ones stay); its totals still feed consumption_daily.
--- Sorted by (source, meter_id, local_date): the marts' primary keys end with those columns, so
--- the inserts add index entries in order. fingerprint, tz: parameters.
+-- Sorted by (local_date, source, meter_id): the daily marts' primary keys end with those
+-- columns (V013), so the inserts add index entries in order. fingerprint, tz: parameters.
 CREATE TEMP TABLE agg_meter_day ON COMMIT DROP AS
 SELECT m.source, m.meter_id, m.local_date, m.kwh AS total_kwh, m.intervals,
        CASE WHEN m.tariffs = %(fingerprint)s THEN m.peak_kwh END AS peak_kwh,
@@ -16,4 +16,4 @@ SELECT m.source, m.meter_id, m.local_date, m.kwh AS total_kwh, m.intervals,
   JOIN (SELECT local_date, mart.day_intervals(local_date, %(tz)s) AS expected
           FROM (SELECT DISTINCT local_date FROM agg_days) a) e
     ON e.local_date = m.local_date
- ORDER BY m.source, m.meter_id, m.local_date
+ ORDER BY m.local_date, m.source, m.meter_id

@@ -10,7 +10,7 @@
 --   bounds_0, ...; peak_kwh[i] / peak_n[i] belong to the i-th tariff (1-based, in the order of
 --   meterflow.tariffs.TariffSet.bits). save_meter_day.sql keeps them in mart.meter_day.
 -- Only the pairs of sum_days: a source's UTC bounds may span days that were not asked for.
--- Sorted by the primary key of mart.meter_day (source, local_date, meter_id).
+-- Sorted by the primary key of mart.meter_day (local_date, source, meter_id).
 -- {readings_a} {readings_b} {readings_c}: fixed identifiers from meterflow.aggregation.TABLES.
 -- day_starts, day_dates, bounds_0, ..., from_a, to_a, from_b, to_b, from_c, to_c: parameters.
 CREATE TEMP TABLE sum_meter_day ON COMMIT DROP AS
@@ -38,4 +38,4 @@ SELECT g.source, x.local_date, g.meter_id, g.total_kwh, g.intervals, g.peak_kwh,
          GROUP BY meter_id, 3) g
  CROSS JOIN LATERAL (SELECT (%(day_dates)s::date[])[g.day] AS local_date) x
   JOIN sum_days d ON d.source = g.source AND d.local_date = x.local_date
- ORDER BY g.source, x.local_date, g.meter_id
+ ORDER BY x.local_date, g.source, g.meter_id

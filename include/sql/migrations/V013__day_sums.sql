@@ -19,7 +19,7 @@ CREATE TABLE mart.meter_day (
     intervals  integer   NOT NULL,
     peak_kwh   numeric[] NOT NULL,
     peak_n     integer[] NOT NULL,
-    PRIMARY KEY (source, local_date, meter_id)
+    PRIMARY KEY (local_date, source, meter_id)  -- the order a refresh reads them in
 );
 
 -- Per source, local day and local half hour of the day (slot 0-47; the two October 01:00 half
@@ -59,3 +59,17 @@ CREATE TABLE mart.refresh_mark (
     marked_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (source, local_date)
 );
+
+-- The daily marts are now written from the day sums in (local_date, source, meter_id) order,
+-- and read by local day (reports, roll-ups, the refresh's own joins): primary keys that lead
+-- with the local day (after the tariff) serve those reads and grow at their right edge on a
+-- refresh, and the separate local-day indexes go. One B-tree per mart instead of two: writing
+-- 420k peak_daily rows costs ~30% less (docs/benchmarks.md).
+ALTER TABLE mart.peak_daily
+    DROP CONSTRAINT peak_daily_pkey,
+    ADD PRIMARY KEY (tariff, local_date, source, meter_id);
+DROP INDEX mart.peak_daily_date;
+ALTER TABLE mart.consumption_daily
+    DROP CONSTRAINT consumption_daily_pkey,
+    ADD PRIMARY KEY (local_date, source, meter_id);
+DROP INDEX mart.consumption_daily_date;
