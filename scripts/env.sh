@@ -22,11 +22,14 @@ export MF_OUTBOX_DIR="${MF_OUTBOX_DIR:-$MF_VAR/outbox}"
 # The local cluster trusts 127.0.0.1 (it listens nowhere else), so no password is needed.
 export MF_WAREHOUSE_URL="${MF_WAREHOUSE_URL:-postgresql://meterflow@127.0.0.1:$MF_PG_PORT/meters}"
 export AIRFLOW_CONN_METER_WAREHOUSE="${AIRFLOW_CONN_METER_WAREHOUSE:-$MF_WAREHOUSE_URL}"
-# JSON defaults: not ${X:-{...}}, whose first "}" ends the expansion (a second source
-# appended "}" to a value already set).
-[ -n "${AIRFLOW_CONN_AWS_DEFAULT:-}" ] || export AIRFLOW_CONN_AWS_DEFAULT="{\"conn_type\": \"aws\", \"login\": \"meterflow-local\", \"password\": \"meterflow-local\", \"extra\": {\"endpoint_url\": \"http://127.0.0.1:$MF_S3_PORT\", \"region_name\": \"eu-west-2\"}}"
-[ -n "${AIRFLOW_CONN_SMTP_DEFAULT:-}" ] || export AIRFLOW_CONN_SMTP_DEFAULT="{\"conn_type\": \"smtp\", \"host\": \"127.0.0.1\", \"port\": $MF_SMTP_PORT, \"extra\": {\"disable_tls\": true, \"disable_ssl\": true, \"from_email\": \"meterflow@localhost\", \"timeout\": 10, \"retry_limit\": 1}}"
-[ -n "${AIRFLOW_CONN_FS_DEFAULT:-}" ] || export AIRFLOW_CONN_FS_DEFAULT="{\"conn_type\": \"fs\", \"extra\": {\"path\": \"$MF_LANDING_DIR\"}}"
+# JSON defaults through a plain variable: in ${X:-{...}} the first "}" ends the expansion, so a
+# second source appended "}" to a value already set.
+_mf_aws="{\"conn_type\": \"aws\", \"login\": \"meterflow-local\", \"password\": \"meterflow-local\", \"extra\": {\"endpoint_url\": \"http://127.0.0.1:$MF_S3_PORT\", \"region_name\": \"eu-west-2\"}}"
+export AIRFLOW_CONN_AWS_DEFAULT="${AIRFLOW_CONN_AWS_DEFAULT:-$_mf_aws}"
+_mf_smtp="{\"conn_type\": \"smtp\", \"host\": \"127.0.0.1\", \"port\": $MF_SMTP_PORT, \"extra\": {\"disable_tls\": true, \"disable_ssl\": true, \"from_email\": \"meterflow@localhost\", \"timeout\": 10, \"retry_limit\": 1}}"
+export AIRFLOW_CONN_SMTP_DEFAULT="${AIRFLOW_CONN_SMTP_DEFAULT:-$_mf_smtp}"
+_mf_fs="{\"conn_type\": \"fs\", \"extra\": {\"path\": \"$MF_LANDING_DIR\"}}"
+export AIRFLOW_CONN_FS_DEFAULT="${AIRFLOW_CONN_FS_DEFAULT:-$_mf_fs}"
 
 # Airflow: home under var/, metadata in the local PostgreSQL, LocalExecutor.
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$MF_VAR/airflow}"
