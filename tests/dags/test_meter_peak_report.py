@@ -141,6 +141,32 @@ def test_peak_report_run_fills_the_marts_writes_charts_and_announces_the_report(
     assert sorted(event["files"]) == [str(folder / n) for n in names]
 
 
+def test_a_manual_run_with_rescan_brings_readings_changed_by_hand_into_the_marts(
+    airflow_db, readings, reports, bucket
+):
+    conf = {"date_from": "2025-03-31", "date_to": "2025-03-31", "sources": ["B"]}
+    first = _dag("meter_peak_report").test(run_conf=conf)
+    assert _states(first)["refresh_marts"] == "success"
+    # A correction made straight in SQL, not through promotion: the day sums do not see it.
+    readings.execute(
+        "UPDATE meter.readings_b SET kwh = kwh + 1 WHERE meter_id = 'SMR00002B' "
+        "AND interval_start >= '2025-03-31 00:00+01' AND interval_start < '2025-04-01 00:00+01'"
+    )
+    query = (
+        "SELECT kwh FROM mart.consumption_daily WHERE meter_id = 'SMR00002B' "
+        "AND local_date = '2025-03-31'"
+    )
+    before = readings.execute(query).fetchone()[0]
+
+    plain = _dag("meter_peak_report").test(run_conf=conf)
+    assert _states(plain)["refresh_marts"] == "success"
+    assert readings.execute(query).fetchone()[0] == before
+
+    rescanned = _dag("meter_peak_report").test(run_conf={**conf, "rescan": True})
+    assert _states(rescanned)["refresh_marts"] == "success"
+    assert readings.execute(query).fetchone()[0] == before + 48  # +1 kWh in each half hour
+
+
 def test_scheduled_peak_report_covers_the_seven_days_before_its_run(
     airflow_db, readings, reports, bucket
 ):
