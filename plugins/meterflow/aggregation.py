@@ -292,8 +292,10 @@ ROLLUPS = (
 # other transaction inserting the same keys meanwhile.
 REFRESH_LOCK = 0x6D66_6167  # "mfag"
 
-ANALYZE_AFTER = 50_000  # consumption_daily rows written by a refresh before it re-analyzes it
-WORK_MEM = "256MB"  # SET LOCAL for the refresh: the per-meter sums hash in memory, no spill
+# Rows written (mart.meter_day by resum, mart.consumption_daily by a refresh) from which the
+# table is re-analyzed in the same transaction, for the statements that read it next.
+ANALYZE_AFTER = 50_000
+WORK_MEM = "256MB"  # SET LOCAL for resum and refresh: the per-meter sums hash in memory, no spill
 
 
 def meter_days_statement(tariff_count: int, tables: Mapping[str, sql.Identifier]) -> sql.Composed:
