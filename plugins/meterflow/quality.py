@@ -2,15 +2,17 @@
 
 One batch (one landed file) is validated by a GX Checkpoint against the suite
 ``include/expectations/meter_reading.json``. First one pass over the batch's staging rows in
-PostgreSQL (include/sql/quality/profile.sql: a parallel scan and one hash aggregate) writes
-its *profile* to staging.batch_profile (V012): per meter and local day the readings, readings
-without kWh, smallest and largest kWh, estimated, future, misaligned and duplicate readings,
-distinct intervals and the intervals that day should have. The suite's expectations judge
-those rows, a GX *table asset* on the view ``staging.profile_under_check``, which shows the
-batch named by the session setting ``meterflow.batch_id`` that the data source's connection
-string carries. No row is pulled into Python, and GX reads ~1/48 of the batch instead of the
-batch a dozen times. For a check that failed, its ``meta.rows_query`` then counts and samples
-the offending readings in staging.reading, so the record and the alert name real rows.
+PostgreSQL (include/sql/quality/profile.sql: a parallel scan and one hash aggregate) groups
+them by meter and local day: the readings, readings without kWh, smallest and largest kWh,
+estimated, future, misaligned and duplicate readings, distinct intervals and the intervals
+that day should have. Its meter-days are summed per meter into the batch's *profile*
+(staging.batch_profile, V014: ~100 rows for 5M readings), and the meter-days whose intervals
+are not their local day's go to staging.batch_day_gap. The suite's expectations judge the
+profile, a GX *table asset* on the view ``staging.profile_under_check``, which shows the batch
+named by the session setting ``meterflow.batch_id`` that the data source's connection string
+carries. No row is pulled into Python. For a check that failed, its ``meta.rows_query`` then
+counts and samples the offending readings in staging.reading (or the day gaps), so the record
+and the alert name real rows.
 
 Each expectation carries GX's own ``severity``: a failed ``critical`` one rejects the batch
 (audit.load_batch.status = 'rejected', never promoted, the data owner is alerted); a failed
@@ -23,7 +25,8 @@ holds no credential: the data source's connection string is ``${MF_GX_WAREHOUSE_
 in the task's process from the Airflow connection. A file context is not safe for concurrent
 writers, so the GX part of a validation holds an exclusive file lock on ``<var>/gx/.lock``;
 the per-batch asset, validation definition and checkpoint are removed after the run, so the
-context does not grow with the number of batches.
+context does not grow with the number of batches. Data Docs pages are rendered by
+``meterflow.gx_docs`` views, which keep GX's compiled page templates under ``<var>/gx``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
@@ -64,9 +68,9 @@ SITE = "local_site"
 DOCS_PREFIX = "data-docs"
 URL_ENV = "MF_GX_WAREHOUSE_URL"  # read by GX's ${...} substitution, never written to disk
 SAMPLE_SIZE = 10  # unexpected values kept per failed expectation
-PROFILE_VIEW = "profile_under_check"  # staging.profile_under_check (V012): batch of the session
+PROFILE_VIEW = "profile_under_check"  # staging.profile_under_check (V014): batch of the session
 # The checkpoint's result format. The asset is the small profile, so GX's partial unexpected
-# lists (the offending meter-days, shown in Data Docs) cost milliseconds.
+# lists (the offending meters, shown in Data Docs) cost milliseconds.
 RESULT_FORMAT = {"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}
 CHECKABLE = {BatchStatus.STAGED, BatchStatus.VALIDATED, BatchStatus.REJECTED}
 QUALITY_SQL = SQL_DIR / "quality"
@@ -217,7 +221,7 @@ def _locked(root: Path) -> Iterator[None]:
 
 def session_options(batch_id: int | None) -> str:
     """libpq ``options`` of GX's connections: the batch that staging.profile_under_check shows
-    (V012)."""
+    (V014)."""
     settings: dict[str, str] = {}
     if batch_id is not None:
         settings["meterflow.batch_id"] = str(int(batch_id))
@@ -245,6 +249,27 @@ def _sqlalchemy_url(conn_id: str | None = None, batch_id: int | None = None) -> 
     ).render_as_string(hide_password=False)
 
 
+def data_docs_site() -> dict[str, Any]:
+    """The Data Docs site in ``data_docs_dir``: GX's own builders, rendered by the views of
+    meterflow.gx_docs (GX's page templates compiled once and kept, not on every page)."""
+    views = {"module_name": "meterflow.gx_docs"}
+    return {
+        "class_name": "SiteBuilder",
+        "site_index_builder": {
+            "class_name": "DefaultSiteIndexBuilder",
+            "view": {**views, "class_name": "IndexPageView"},
+        },
+        "site_section_builders": {
+            section: {"view": {**views, "class_name": "PageView"}}
+            for section in ("expectations", "validations")
+        },
+        "store_backend": {
+            "class_name": "TupleFilesystemStoreBackend",
+            "base_directory": str(docs_dir()),
+        },
+    }
+
+
 def context(conn_id: str | None = None, batch_id: int | None = None) -> FileDataContext:
     """The GX file context under <var>/gx with the warehouse data source (its sessions see
     ``batch_id`` in staging.profile_under_check), the suite and the Data Docs site in
@@ -253,17 +278,9 @@ def context(conn_id: str | None = None, batch_id: int | None = None) -> FileData
 
     os.environ[URL_ENV] = _sqlalchemy_url(conn_id, batch_id)
     ctx = gx.get_context(mode="file", project_root_dir=str(gx_root()))
-    site = {
-        "class_name": "SiteBuilder",
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        "store_backend": {
-            "class_name": "TupleFilesystemStoreBackend",
-            "base_directory": str(docs_dir()),
-        },
-    }
+    site = data_docs_site()
     sites = ctx.get_config().data_docs_sites or {}
-    current = sites.get(SITE, {}).get("store_backend", {}).get("base_directory")
-    if current != str(docs_dir()):
+    if sites.get(SITE) != site:
         if SITE in sites:
             ctx.delete_data_docs_site(SITE)
         ctx.add_data_docs_site(SITE, site)
@@ -295,7 +312,8 @@ def day_grid(today: date | None = None) -> dict[str, Any]:
     """The UTC starts of the local days (setting local_tz) from ``GRID_YEARS`` years before
     ``today`` to three days after it, for profile.sql: a reading's local day is found by
     ``width_bucket`` over these instants (0.7 s less than ``AT TIME ZONE`` on every one of 5M
-    rows); readings outside [grid_from, grid_to) fall back to ``AT TIME ZONE``."""
+    rows), and its intervals (48, 46, 50) at the same index; readings outside
+    [grid_from, grid_to) fall back to ``AT TIME ZONE``."""
     zone = ZoneInfo(local_tz())
     today = today or datetime.now(zone).date()
     first = today.replace(year=today.year - GRID_YEARS, day=1)
@@ -304,14 +322,16 @@ def day_grid(today: date | None = None) -> dict[str, Any]:
     return {
         "day_starts": starts,
         "day_dates": days[:-1],
+        "day_intervals": [int((b - a).total_seconds()) // 1800 for a, b in pairwise(starts)],
         "grid_from": starts[0],
         "grid_to": starts[-1],
     }
 
 
 def profile_batch(batch_id: int, conn_id: str | None = None) -> int:
-    """Write the profile of ``batch_id`` to staging.batch_profile (replacing an earlier one)
-    with one pass over its staging rows; return the number of meter-days."""
+    """Write the profile of ``batch_id`` (a row per meter) and its incomplete meter-days to
+    staging.batch_profile and staging.batch_day_gap, replacing an earlier one, with one pass
+    over its staging rows; return the number of meter-days."""
     import psycopg
 
     clock = time.perf_counter()
@@ -325,13 +345,18 @@ def profile_batch(batch_id: int, conn_id: str | None = None) -> int:
         # rows, measured 2026-11-23) instead of hashing it (1.0-1.2 s, as once analyzed).
         conn.execute("SET LOCAL enable_sort = off")
         tz = local_tz()
+        params = {"batch_id": int(batch_id), "tz": tz, "now": datetime.now(UTC), **day_grid()}
         # CREATE TABLE AS takes no server-side parameters: bound by the client (quoted)
-        psycopg.ClientCursor(conn).execute(
-            sql("profile"), {"batch_id": int(batch_id), "tz": tz, **day_grid()}
-        )
-        days = conn.execute(sql("save_profile"), {"batch_id": batch_id, "tz": tz}).rowcount
+        days = psycopg.ClientCursor(conn).execute(sql("profile"), params).rowcount
+        meters = conn.execute(sql("save_profile"), {"batch_id": batch_id}).rowcount
+        gaps = conn.execute(sql("save_day_gaps"), {"batch_id": batch_id}).rowcount
     log.info(
-        "batch %s profiled: %s meter-day(s) in %.1f s", batch_id, days, time.perf_counter() - clock
+        "batch %s profiled: %s meter-day(s) of %s meter(s), %s incomplete, in %.1f s",
+        batch_id,
+        days,
+        meters,
+        gaps,
+        time.perf_counter() - clock,
     )
     return days
 
@@ -345,7 +370,8 @@ def unexpected_rows(
 ) -> tuple[int, list[dict[str, Any]]]:
     """How many rows a check's ``rows_query`` finds in ``batch_id``, and the first ``limit``.
 
-    ``{rows}`` in the query is the batch's staging rows, ``{profile}`` its profile;
+    ``{rows}`` in the query is the batch's staging rows, ``{profile}`` its profile (a row
+    per meter), ``{gaps}`` its incomplete meter-days;
     ``%(name)s`` are ``params`` (the expectation's kwargs and the suite's parameters). Run
     only for a check that failed.
     """
@@ -354,6 +380,7 @@ def unexpected_rows(
     text = sql("unexpected_sample").replace("{query}", query)
     text = text.replace("{rows}", f"({_statement('batch_rows')}) AS batch_rows")
     text = text.replace("{profile}", f"({_statement('batch_profile')}) AS batch_profile")
+    text = text.replace("{gaps}", f"({_statement('batch_day_gaps')}) AS batch_day_gaps")
     values = {**(params or {}), "batch_id": batch_id, "limit": limit}
     with warehouse.connect(conn_id) as conn, conn.cursor(row_factory=dict_row) as cur:
         found = cur.execute(text, values).fetchall()
@@ -433,7 +460,7 @@ def run_checkpoint(
         _forget(ctx, name)  # leftovers of a killed run
         try:
             # a table asset on the view staging.profile_under_check, which shows the profile
-            # of the batch set in the session (V012): GX reflects its columns from the catalogue
+            # of the batch set in the session (V014): GX reflects its columns from the catalogue
             asset = ctx.data_sources.get(DATASOURCE).add_table_asset(
                 name=name, table_name=PROFILE_VIEW, schema_name="staging"
             )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -89,6 +90,24 @@ def test_clean_batch_with_clock_change_days_is_validated_and_recorded(db, gx_hom
     # each check reads as its sentence from the suite, with the bound it was checked against
     assert "one reading per meter and interval" in page
     assert "no reading is above 25 kWh per half hour" in page
+
+
+def test_data_docs_pages_are_rendered_from_templates_compiled_once(db, gx_home):
+    from meterflow import quality
+
+    first = quality.validate_batch(stage(db, day_rows("SMR89134A")), publish=False)
+    kept = {p.name: p.stat().st_mtime_ns for p in (gx_home / "gx" / "templates").iterdir()}
+    second = quality.validate_batch(stage(db, day_rows("SMR89135B")), publish=False)
+
+    # the page, index and suite templates were compiled by the first validation and kept
+    assert len(kept) >= 10
+    after = {p.name: p.stat().st_mtime_ns for p in (gx_home / "gx" / "templates").iterdir()}
+    assert after == kept  # the second validation loaded them: nothing compiled or rewritten
+    index = (gx_home / "data_docs" / "index.html").read_text()
+    for verdict in (first, second):
+        page = (gx_home / "data_docs" / verdict.docs_path).read_text()
+        assert "one reading per meter and interval" in page
+        assert Path(verdict.docs_path).name in index
 
 
 def _clean() -> list[tuple]:
@@ -178,14 +197,17 @@ def test_the_profile_counts_each_rule_once_per_reading_and_failures_name_the_rea
     verdict = quality.validate_batch(batch_id, publish=False, alert=False)
 
     profile = db.execute(
-        "SELECT meter_id, local_day, readings, estimated, misaligned, duplicates, intervals,"
-        " expected FROM staging.batch_profile WHERE batch_id = %s ORDER BY 1",
+        "SELECT meter_id, days, readings, estimated, misaligned, duplicates, incomplete_days"
+        " FROM staging.batch_profile WHERE batch_id = %s ORDER BY 1",
         (batch_id,),
     ).fetchall()
-    assert profile == [
-        ("SMR89134A", CLEAN_DAY, 50, 3, 1, 2, 48, 48),
-        ("SMR89135B", date(2025, 3, 30), 44, 0, 0, 0, 44, 46),
-    ]
+    assert profile == [("SMR89134A", 1, 50, 3, 1, 2, 0), ("SMR89135B", 1, 44, 0, 0, 0, 1)]
+    gaps = db.execute(
+        "SELECT meter_id, local_day, readings, intervals, expected FROM staging.batch_day_gap"
+        " WHERE batch_id = %s",
+        (batch_id,),
+    ).fetchall()
+    assert gaps == [("SMR89135B", date(2025, 3, 30), 44, 44, 46)]
     found = {f.check: f for f in verdict.failures}
     assert set(found) == {"interval_aligned", "key_unique", "day_complete"}
     assert found["key_unique"].unexpected_count == 2  # duplicated keys, not meter-days
@@ -225,9 +247,16 @@ def test_a_day_before_the_ten_year_grid_still_gets_its_local_day_and_clock_chang
 
     verdict = quality.validate_batch(batch_id, publish=False, alert=False)
 
-    assert verdict.failures == []
+    assert verdict.failures == []  # 46 intervals on that day are all it has
     assert db.execute(
-        "SELECT meter_id, local_day, readings, intervals, expected FROM staging.batch_profile"
+        "SELECT meter_id, days, readings, incomplete_days FROM staging.batch_profile"
         " WHERE batch_id = %s ORDER BY 1",
         (batch_id,),
-    ).fetchall() == [("SMR89134A", old_spring, 46, 46, 46), ("SMR89135B", CLEAN_DAY, 48, 48, 48)]
+    ).fetchall() == [("SMR89134A", 1, 46, 0), ("SMR89135B", 1, 48, 0)]
+    short = stage(db, day_rows("SMR89134A", old_spring)[:-1], file_name="short.csv")
+    quality.validate_batch(short, publish=False, alert=False)
+    assert db.execute(
+        "SELECT meter_id, local_day, intervals, expected FROM staging.batch_day_gap"
+        " WHERE batch_id = %s",
+        (short,),
+    ).fetchall() == [("SMR89134A", old_spring, 45, 46)]

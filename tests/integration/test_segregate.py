@@ -312,11 +312,16 @@ def test_staging_rows_of_promoted_batches_are_purged_only_after_the_retention(db
         "UPDATE audit.load_batch SET promoted_at = now() - interval '8 days' WHERE batch_id = %s",
         (old,),
     )
-    for batch in (old, recent):  # the quality gate's profile of each batch (V012)
+    for batch in (old, recent):  # the quality gate's profile and day gaps (V014)
         db.execute(
-            "INSERT INTO staging.batch_profile (batch_id, meter_id, local_day, readings,"
-            " null_kwh, estimated, future, misaligned, duplicates, intervals, expected)"
-            " VALUES (%s, 'SMR89134A', '2025-01-15', 1, 0, 0, 0, 0, 0, 1, 48)",
+            "INSERT INTO staging.batch_profile (batch_id, meter_id, days, readings, null_kwh,"
+            " estimated, future, misaligned, duplicates, incomplete_days)"
+            " VALUES (%s, 'SMR89134A', 1, 1, 0, 0, 0, 0, 0, 1)",
+            (batch,),
+        )
+        db.execute(
+            "INSERT INTO staging.batch_day_gap (batch_id, meter_id, local_day, readings,"
+            " intervals, expected) VALUES (%s, 'SMR89134A', '2025-01-15', 1, 1, 48)",
             (batch,),
         )
 
@@ -326,6 +331,8 @@ def test_staging_rows_of_promoted_batches_are_purged_only_after_the_retention(db
     assert left == [(recent,), (waiting,)]
     profiles = db.execute("SELECT batch_id FROM staging.batch_profile").fetchall()
     assert profiles == [(recent,)]
+    gaps = db.execute("SELECT batch_id FROM staging.batch_day_gap").fetchall()
+    assert gaps == [(recent,)]
     assert db.execute(
         "SELECT staging_purged_at IS NOT NULL FROM audit.load_batch ORDER BY batch_id"
     ).fetchall() == [(True,), (False,), (False,)]

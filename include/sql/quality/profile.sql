@@ -1,8 +1,8 @@
--- The figures the suite judges, per meter and local day of one batch (staging.batch_profile,
--- V012): one parallel scan of the batch's staging rows and one hash aggregate. Run as
--- CREATE TEMP TABLE ... AS, which PostgreSQL plans in parallel (an INSERT ... SELECT is not,
--- and took twice as long); save_profile.sql then copies the result into batch_profile, with
--- the intervals each local day should have.
+-- The figures the suite judges, per meter and local day of one batch: one parallel scan of the
+-- batch's staging rows and one hash aggregate. Run as CREATE TEMP TABLE ... AS, which
+-- PostgreSQL plans in parallel (an INSERT ... SELECT is not, and took twice as long);
+-- save_profile.sql rolls the meter-days up per meter into staging.batch_profile and
+-- save_day_gaps.sql keeps the incomplete ones in staging.batch_day_gap (V014).
 --
 -- A local day has at most 50 half hours, so "UTC half-hour number mod 64" is a different bit
 -- for each interval of one meter and day: bit_or of those bits is the set of intervals
@@ -11,8 +11,9 @@
 -- of its own (it is reported by interval_aligned, not again as a gap in the day).
 -- A reading's local day: day_dates[width_bucket over day_starts] (meterflow.quality.day_grid:
 -- the UTC starts of ten years of local days, a binary search instead of a time-zone
--- conversion per row); outside that grid, AT TIME ZONE. %(tz)s is setting local_tz
--- (validated).
+-- conversion per row), and that day's intervals day_intervals[the same]; outside that grid,
+-- AT TIME ZONE and mart.day_intervals. %(tz)s is setting local_tz (validated); %(now)s the
+-- moment of profiling.
 CREATE TEMP TABLE profile_of_batch ON COMMIT DROP AS
 SELECT meter_id,
        coalesce(off_grid_day, (%(day_dates)s::date[])[day_no]) AS local_day,
@@ -24,7 +25,9 @@ SELECT meter_id,
        future,
        misaligned,
        readings - misaligned - bit_count(slots::bit(64)) AS duplicates,
-       (bit_count(slots::bit(64)) + misaligned)::integer AS intervals
+       (bit_count(slots::bit(64)) + misaligned)::integer AS intervals,
+       coalesce(mart.day_intervals(off_grid_day, %(tz)s),
+                (%(day_intervals)s::integer[])[day_no]) AS expected
   FROM (SELECT meter_id,
                width_bucket(interval_start, %(day_starts)s::timestamptz[]) AS day_no,
                CASE WHEN interval_start < %(grid_from)s OR interval_start >= %(grid_to)s
@@ -34,7 +37,7 @@ SELECT meter_id,
                min(kwh) AS min_kwh,
                max(kwh) AS max_kwh,
                count(*) FILTER (WHERE quality = 'E') AS estimated,
-               count(*) FILTER (WHERE interval_start > now()) AS future,
+               count(*) FILTER (WHERE interval_start > %(now)s) AS future,
                count(*) FILTER (
                    WHERE interval_start <> date_bin('30 minutes', interval_start,
                                                     timestamptz '2000-01-01 00:00Z')

@@ -1,6 +1,6 @@
 -- Staging rows of batches promoted more than retention_days days ago are deleted; the batch
 -- row stays (with its reconciliation) and records when its staging rows went. The batch's
--- quality profile (staging.batch_profile) goes with them.
+-- quality profile (staging.batch_profile, staging.batch_day_gap) goes with them.
 WITH due AS (
     UPDATE audit.load_batch
        SET staging_purged_at = now()
@@ -14,6 +14,9 @@ WITH due AS (
     RETURNING 1
 ), profile AS (
     DELETE FROM staging.batch_profile
+     WHERE batch_id IN (SELECT batch_id FROM due)
+), gaps AS (
+    DELETE FROM staging.batch_day_gap
      WHERE batch_id IN (SELECT batch_id FROM due)
 )
 SELECT (SELECT count(*) FROM due) AS batches, (SELECT count(*) FROM gone) AS rows;
