@@ -2,13 +2,16 @@
 one staged batch of N rows, against a plain ``SELECT count(*), min(kwh), max(kwh)`` scan of the
 same rows in the same run. Target (issue 4): validation ≤ 5× the scan.
 
-The process is warmed first (GX imported, one 48-row batch validated: GX compiles its Data
-Docs templates on the first page), as a scheduler worker that validates many batches is; the
-import and the first validation are reported on their own lines, because every Airflow 3 task
-process pays them once, whatever the batch's size.
+The process is warmed first (GX imported, one 48-row batch validated), as a scheduler worker
+that validates many batches is; the import and the first validation are reported on their own
+lines, because every Airflow 3 task process pays them once, whatever the batch's size. The
+bench's GX home is new, so its first validation also compiles the Data Docs templates, which
+later task processes load from ``<var>/gx/templates`` (meterflow.gx_docs). Scan and validation
+are each the best of two runs; the note gives both validation runs.
 
-Size: MF_BENCH_QUALITY_ROWS (default 5,000,000): 100 meters (A/B/C) × whole days of half hours,
-made inside PostgreSQL with generate_series.
+Size: MF_BENCH_QUALITY_ROWS (default 5,000,000): 100 meters (A/B/C) × N/100 consecutive half
+hours, made inside PostgreSQL with generate_series. At 5M the last local day is partial, so the
+day_complete warning fails and its rows_query runs, as for a file that ends mid-day.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import time
 
 import psycopg
 
-from bench.common import Result, fresh_bench_db
+from bench.common import Result, admin_url, fresh_bench_db
 
 STAGE = """
 INSERT INTO staging.reading (batch_id, row_no, meter_id, source, interval_start, kwh, quality,
@@ -62,6 +65,10 @@ def run() -> list[Result]:
             STAGE, {"batch": batch, "start": "2020-01-01T00:00Z", "meters": meters, "slots": slots}
         )
         conn.execute("VACUUM ANALYZE staging.reading")
+    # the 5M rows just written must not be flushed by a checkpoint during the runs below
+    with psycopg.connect(admin_url(), autocommit=True) as admin:
+        admin.execute("CHECKPOINT")
+    with psycopg.connect(url, autocommit=True) as conn:
         scan_s = float("inf")
         for _ in range(2):  # best of two, as the validation runs on a warm cache too
             t0 = time.perf_counter()
@@ -81,9 +88,12 @@ def run() -> list[Result]:
     quality.validate_batch(small, publish=False, alert=False)
     first_s = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    verdict = quality.validate_batch(batch, publish=False, alert=False)
-    gx_s = time.perf_counter() - t0
+    runs = []
+    for _ in range(2):  # best of two, as for the scan (a re-validation replaces the first)
+        t0 = time.perf_counter()
+        verdict = quality.validate_batch(batch, publish=False, alert=False)
+        runs.append((time.perf_counter() - t0, verdict))
+    gx_s, verdict = min(runs, key=lambda run: run[0])
     return [
         Result("quality", "count/min/max scan of the batch", rows, scan_s),
         Result(
@@ -95,7 +105,8 @@ def run() -> list[Result]:
             scan_s / gx_s,
             note=f"verdict {verdict.verdict}, {len(verdict.failures)} failed expectation(s); "
             f"{gx_s / scan_s:.1f}x the scan's time (target <= 5x); of it the profile pass "
-            f"{verdict.profile_seconds:.2f} s = {verdict.profile_seconds / scan_s:.1f}x the scan",
+            f"{verdict.profile_seconds:.2f} s = {verdict.profile_seconds / scan_s:.1f}x the scan; "
+            f"runs {', '.join(f'{s:.2f}' for s, _ in runs)} s",
         ),
         Result(
             "quality",
@@ -109,6 +120,6 @@ def run() -> list[Result]:
             "once per process: first validation",
             48,
             first_s,
-            note="a 48-row batch; GX compiles its Data Docs templates",
+            note="a 48-row batch; GX compiles and keeps its Data Docs templates",
         ),
     ]
