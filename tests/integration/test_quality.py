@@ -110,6 +110,48 @@ def test_data_docs_pages_are_rendered_from_templates_compiled_once(db, gx_home):
         assert Path(verdict.docs_path).name in index
 
 
+@pytest.mark.parametrize(
+    ("zone", "spring", "autumn"),
+    [
+        ("Australia/Adelaide", date(2025, 10, 5), date(2025, 4, 6)),  # +09:30 / +10:30
+        ("America/New_York", date(2025, 3, 9), date(2025, 11, 2)),  # west of UTC
+        ("Asia/Kathmandu", None, None),  # +05:45: not a whole half hour, AT TIME ZONE
+    ],
+)
+def test_local_days_in_other_zones_are_complete_with_their_clock_changes(
+    db, gx_home, monkeypatch, zone, spring, autumn
+):
+    from meterflow import quality
+
+    monkeypatch.setenv("MF_LOCAL_TZ", zone)
+    tz = ZoneInfo(zone)
+
+    def grid_slots(day: date) -> list[datetime]:  # the UTC :00/:30 starts in the local day
+        first = datetime.combine(day, datetime.min.time(), tz).astimezone(UTC)
+        first -= timedelta(minutes=first.minute % 30)
+        slots = (first + timedelta(minutes=30 * i) for i in range(52))
+        return [t for t in slots if t.astimezone(tz).date() == day]
+
+    days = [d for d in (spring, autumn, date(2025, 7, 1)) if d]
+    rows = [("SMR89134A", "A", t, 0.5, "A") for day in days for t in grid_slots(day)]
+    verdict = quality.validate_batch(stage(db, rows), publish=False, alert=False)
+
+    assert verdict.failures == []  # every local day has its 46, 48 or 50 intervals
+    assert db.execute(
+        "SELECT days, readings, incomplete_days FROM staging.batch_profile WHERE batch_id = %s",
+        (verdict.batch_id,),
+    ).fetchone() == (len(days), len(rows), 0)
+    assert {len(grid_slots(d)) for d in days} == ({46, 48, 50} if spring else {48})
+
+    short = stage(db, rows[1:], file_name="short.csv")  # the first local day lacks its first
+    quality.validate_batch(short, publish=False, alert=False)
+    first = len(grid_slots(days[0]))
+    assert db.execute(
+        "SELECT local_day, intervals, expected FROM staging.batch_day_gap WHERE batch_id = %s",
+        (short,),
+    ).fetchall() == [(days[0], first - 1, first)]
+
+
 def _clean() -> list[tuple]:
     return day_rows("SMR89134A")
 
