@@ -34,17 +34,19 @@ def template_cache() -> BytecodeCache:
     return _bytecode(str(Path(config.get("var")) / "gx" / "templates"))
 
 
-class PageView(DefaultJinjaPageView):
+class _KeptTemplates:
+    """Sets the kept compiled templates on the Jinja environment a GX view has just made."""
+
+    env: Any
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.env.bytecode_cache = template_cache()
+
+
+class PageView(_KeptTemplates, DefaultJinjaPageView):
     """GX's page view (validation and suite pages) with the kept compiled templates."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.env.bytecode_cache = template_cache()
 
-
-class IndexPageView(DefaultJinjaIndexPageView):
+class IndexPageView(_KeptTemplates, DefaultJinjaIndexPageView):
     """GX's index page view with the kept compiled templates."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.env.bytecode_cache = template_cache()

@@ -345,7 +345,7 @@ def profile_batch(batch_id: int, conn_id: str | None = None) -> int:
         # rows, measured 2026-11-23) instead of hashing it (1.0-1.2 s, as once analyzed).
         conn.execute("SET LOCAL enable_sort = off")
         tz = local_tz()
-        params = {"batch_id": int(batch_id), "tz": tz, "now": datetime.now(UTC), **day_grid()}
+        params = {"batch_id": int(batch_id), "tz": tz, **day_grid()}
         # CREATE TABLE AS takes no server-side parameters: bound by the client (quoted)
         days = psycopg.ClientCursor(conn).execute(sql("profile"), params).rowcount
         meters = conn.execute(sql("save_profile"), {"batch_id": batch_id}).rowcount

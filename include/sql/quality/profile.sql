@@ -12,8 +12,7 @@
 -- A reading's local day: day_dates[width_bucket over day_starts] (meterflow.quality.day_grid:
 -- the UTC starts of ten years of local days, a binary search instead of a time-zone
 -- conversion per row), and that day's intervals day_intervals[the same]; outside that grid,
--- AT TIME ZONE and mart.day_intervals. %(tz)s is setting local_tz (validated); %(now)s the
--- moment of profiling.
+-- AT TIME ZONE and mart.day_intervals. %(tz)s is setting local_tz (validated).
 CREATE TEMP TABLE profile_of_batch ON COMMIT DROP AS
 SELECT meter_id,
        coalesce(off_grid_day, (%(day_dates)s::date[])[day_no]) AS local_day,
@@ -37,7 +36,7 @@ SELECT meter_id,
                min(kwh) AS min_kwh,
                max(kwh) AS max_kwh,
                count(*) FILTER (WHERE quality = 'E') AS estimated,
-               count(*) FILTER (WHERE interval_start > %(now)s) AS future,
+               count(*) FILTER (WHERE interval_start > now()) AS future,
                count(*) FILTER (
                    WHERE interval_start <> date_bin('30 minutes', interval_start,
                                                     timestamptz '2000-01-01 00:00Z')
