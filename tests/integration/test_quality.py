@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -104,10 +103,32 @@ def test_data_docs_pages_are_rendered_from_templates_compiled_once(db, gx_home):
     after = {p.name: p.stat().st_mtime_ns for p in (gx_home / "gx" / "templates").iterdir()}
     assert after == kept  # the second validation loaded them: nothing compiled or rewritten
     index = (gx_home / "data_docs" / "index.html").read_text()
+    assert first.docs_path != second.docs_path
     for verdict in (first, second):
         page = (gx_home / "data_docs" / verdict.docs_path).read_text()
         assert "one reading per meter and interval" in page
-        assert Path(verdict.docs_path).name in index
+        assert verdict.docs_path in index and f"batch_{verdict.batch_id}-" in verdict.docs_path
+
+
+def test_the_gx_context_does_not_grow_with_the_batches_it_validates(db, gx_home):
+    import yaml
+
+    from meterflow import quality
+
+    for meter in ("SMR89134A", "SMR89135B", "SMR89136C"):
+        quality.validate_batch(stage(db, day_rows(meter)), publish=False)
+
+    project = gx_home / "gx" / "gx"
+    config = yaml.safe_load((project / "great_expectations.yml").read_text())
+    (source,) = config["fluent_datasources"].values()
+    # one asset, validation definition and checkpoint serve every batch
+    assert list(source["assets"]) == [quality.CHECKPOINT]
+    assert len(list((project / "checkpoints").glob("*.json"))) == 1
+    assert len(list((project / "validation_definitions").glob("*.json"))) == 1
+    # no config variables file for GX to re-read on every lookup, no progress bars in task logs
+    assert config["config_variables_file_path"] is None
+    assert not (project / "uncommitted" / "config_variables.yml").exists()
+    assert config["progress_bars"]["globally"] is False
 
 
 @pytest.mark.parametrize(
