@@ -323,3 +323,31 @@ def test_a_day_before_the_ten_year_grid_still_gets_its_local_day_and_clock_chang
         " WHERE batch_id = %s",
         (short,),
     ).fetchall() == [("SMR89134A", old_spring, 45, 46)]
+
+
+def test_every_interval_of_two_months_across_2000_is_counted_once(db, gx_home):
+    """The profile tells intervals apart by six bits of the timestamp's binary form: 64 local
+    days (1999-12-01 ... 2000-02-02) put every day's first interval on each of those bit
+    positions once, before and after the zero point 2000-01-01 00:00 UTC."""
+    from meterflow import quality
+
+    days = [date(1999, 12, 1) + timedelta(days=i) for i in range(64)]
+    rows = [r for d in days for r in day_rows("SMR89134A", d)]
+    clean = stage(db, rows)
+    assert quality.validate_batch(clean, publish=False, alert=False).failures == []
+    profile = "SELECT days, readings, duplicates, incomplete_days FROM staging.batch_profile"
+    profile += " WHERE batch_id = %s"
+    assert db.execute(profile, (clean,)).fetchone() == (64, 64 * 48, 0, 0)
+
+    # one interval read twice on 2000-01-01 and one missing on 1999-12-31: both seen, not offset
+    twice = day_rows("SMR89134A", date(2000, 1, 1))[7]
+    missing = day_rows("SMR89134A", date(1999, 12, 31))[40]
+    bad = stage(db, [r for r in rows if r != missing] + [twice], file_name="bad.csv")
+    verdict = quality.validate_batch(bad, publish=False, alert=False)
+    assert {f.check for f in verdict.failures} == {"key_unique", "day_complete"}
+    assert db.execute(profile, (bad,)).fetchone() == (64, 64 * 48, 1, 1)
+    assert db.execute(
+        "SELECT local_day, readings, intervals, expected FROM staging.batch_day_gap"
+        " WHERE batch_id = %s",
+        (bad,),
+    ).fetchall() == [(date(1999, 12, 31), 47, 47, 48)]
