@@ -110,6 +110,18 @@ def test_data_docs_pages_are_rendered_from_templates_compiled_once(db, gx_home):
         assert verdict.docs_path in index and f"batch_{verdict.batch_id}-" in verdict.docs_path
 
 
+def test_a_changed_bound_reaches_the_kept_suite_and_its_page(db, gx_home, monkeypatch):
+    from meterflow import quality
+
+    first = quality.validate_batch(stage(db, day_rows("SMR89134A")), publish=False)
+    monkeypatch.setenv("MF_MAX_KWH", "50")
+    second = quality.validate_batch(stage(db, day_rows("SMR89135B")), publish=False)
+
+    docs = gx_home / "data_docs"
+    assert "no reading is above 25 kWh per half hour" in (docs / first.docs_path).read_text()
+    assert "no reading is above 50 kWh per half hour" in (docs / second.docs_path).read_text()
+
+
 def test_the_gx_context_does_not_grow_with_the_batches_it_validates(db, gx_home):
     import yaml
 
