@@ -340,7 +340,7 @@ def _make_checkpoint(ctx: FileDataContext) -> Any:
     from great_expectations.checkpoint import UpdateDataDocsAction
 
     ctx.suites.add_or_update(load_suite())
-    # the per-batch ones of meterflow before 2026-11-24, left by a killed run
+    # per-batch ones of earlier meterflow versions (one left by a killed run)
     for store in (ctx.checkpoints, ctx.validation_definitions):
         for old in store.all():
             if old.name != CHECKPOINT:
