@@ -340,11 +340,13 @@ def _make_checkpoint(ctx: FileDataContext) -> Any:
     from great_expectations.checkpoint import UpdateDataDocsAction
 
     ctx.suites.add_or_update(load_suite())
-    # per-batch ones of earlier meterflow versions (one left by a killed run)
+    # per-batch ones of earlier meterflow versions (one left by a killed run); one that GX
+    # cannot read must not stop the validation
     for store in (ctx.checkpoints, ctx.validation_definitions):
-        for old in store.all():
-            if old.name != CHECKPOINT:
-                store.delete(old.name)
+        with contextlib.suppress(Exception):
+            for old in store.all():
+                if old.name != CHECKPOINT:
+                    store.delete(old.name)
     source = ctx.data_sources.get(DATASOURCE)
     for name in [a.name for a in source.assets if a.name != CHECKPOINT]:
         source.delete_asset(name)

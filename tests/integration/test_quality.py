@@ -337,6 +337,40 @@ def test_a_day_before_the_ten_year_grid_still_gets_its_local_day_and_clock_chang
     ).fetchall() == [("SMR89134A", old_spring, 45, 46)]
 
 
+def test_a_per_batch_checkpoint_left_by_an_earlier_version_is_removed(db, gx_home):
+    """Before session 7 every batch had its own asset, validation definition and checkpoint,
+    deleted after the run; a killed run left them in the GX home."""
+    import great_expectations as gx
+
+    from meterflow import quality
+
+    batch_id = stage(db, day_rows("SMR89134A"))
+    with quality._locked(quality.gx_root()):
+        ctx = quality.context(batch_id=batch_id)
+        ctx.suites.add_or_update(quality.load_suite())
+        asset = ctx.data_sources.get(quality.DATASOURCE).add_table_asset(
+            name="batch_99", table_name=quality.PROFILE_VIEW, schema_name="staging"
+        )
+        definition = ctx.validation_definitions.add(
+            gx.ValidationDefinition(
+                name="batch_99",
+                data=asset.add_batch_definition_whole_table("batch_99"),
+                suite=ctx.suites.get(quality.SUITE),
+            )
+        )
+        ctx.checkpoints.add(gx.Checkpoint(name="batch_99", validation_definitions=[definition]))
+
+    verdict = quality.validate_batch(batch_id, publish=False)
+
+    assert verdict.verdict == "validated"
+    project = gx_home / "gx" / "gx"
+    assert [p.stem for p in (project / "checkpoints").glob("*.json")] == [quality.CHECKPOINT]
+    assert [p.stem for p in (project / "validation_definitions").glob("*.json")] == [
+        quality.CHECKPOINT
+    ]
+    assert "batch_99" not in (project / "great_expectations.yml").read_text()
+
+
 def test_every_interval_of_two_months_across_2000_is_counted_once(db, gx_home):
     """The profile tells intervals apart by six bits of the timestamp's binary form: 64 local
     days (1999-12-01 ... 2000-02-02) put every day's first interval on each of those bit
