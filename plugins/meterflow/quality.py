@@ -252,13 +252,15 @@ def _sqlalchemy_url(conn_id: str | None = None, batch_id: int | None = None) -> 
 
 
 def data_docs_site() -> dict[str, Any]:
-    """The Data Docs site in ``data_docs_dir``: GX's own builders, rendered by the views of
-    meterflow.gx_docs (GX's page templates compiled once and kept, not on every page)."""
+    """The Data Docs site in ``data_docs_dir``: GX's own builders and views, from
+    meterflow.gx_docs where they keep work between validations (compiled page templates; the
+    index's fields of each stored result)."""
     views = {"module_name": "meterflow.gx_docs"}
     return {
         "class_name": "SiteBuilder",
         "site_index_builder": {
-            "class_name": "DefaultSiteIndexBuilder",
+            **views,
+            "class_name": "SiteIndexBuilder",
             "view": {**views, "class_name": "IndexPageView"},
         },
         "site_section_builders": {

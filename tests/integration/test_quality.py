@@ -397,3 +397,38 @@ def test_every_interval_of_two_months_across_2000_is_counted_once(db, gx_home):
         " WHERE batch_id = %s",
         (bad,),
     ).fetchall() == [(date(1999, 12, 31), 47, 47, 48)]
+
+
+def test_the_index_reads_each_stored_result_once_and_links_every_page(db, gx_home, monkeypatch):
+    """GX's own index builder loaded every stored result on every validation (1 + 2 + 3 reads
+    for three batches); meterflow.gx_docs.SiteIndexBuilder keeps what the index shows of each."""
+    from great_expectations.data_context.data_context.abstract_data_context import (
+        AbstractDataContext,
+    )
+
+    from meterflow import quality
+
+    reads = []
+    real = AbstractDataContext.get_validation_result
+
+    def counted(self, *args, **kwargs):
+        reads.append(kwargs.get("run_id"))
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractDataContext, "get_validation_result", counted)
+    meters = ("SMR89134A", "SMR89135B", "SMR89136C")
+    clean = [quality.validate_batch(stage(db, day_rows(m)), publish=False) for m in meters]
+    too_much = _shift(day_rows("SMR89137A"), 5, kwh=99.0)
+    bad = quality.validate_batch(stage(db, too_much), publish=False, alert=False)
+
+    assert len(reads) == 4
+    index = (gx_home / "data_docs" / "index.html").read_text()
+
+    def row(verdict):  # the index's table row of one validation, up to its run name
+        at = index.index(verdict.run_name)
+        return index[index.rindex("validation_success", 0, at) : at]
+
+    for verdict in clean:
+        assert verdict.docs_path in index and "ge-success-icon" in row(verdict)
+    assert bad.verdict == "rejected"
+    assert bad.docs_path in index and "ge-failed-icon" in row(bad)
