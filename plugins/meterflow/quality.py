@@ -380,6 +380,8 @@ def _make_checkpoint(ctx: FileDataContext) -> Any:
 
 
 GRID_YEARS = 10  # local days before today that profile.sql finds by binary search
+# profile.sql's per-meter arrays of incomplete days: save_day_gaps.sql's columns after meter_id
+GAP_COLUMNS = ("gap_days", "gap_readings", "gap_intervals", "gap_expected")
 
 
 def day_grid(today: date | None = None) -> dict[str, Any]:
@@ -407,6 +409,7 @@ def profile_batch(batch_id: int, conn_id: str | None = None) -> int:
     staging.batch_profile and staging.batch_day_gap, replacing an earlier one, with one pass
     over its staging rows; return the number of meter-days."""
     import psycopg
+    from psycopg.rows import dict_row
 
     clock = time.perf_counter()
     with warehouse.connect(conn_id) as conn, conn.transaction():
@@ -425,20 +428,19 @@ def profile_batch(batch_id: int, conn_id: str | None = None) -> int:
         tz = local_tz()
         params = {"batch_id": int(batch_id), "tz": tz, **day_grid()}
         # bound by the client (quoted literals): the grid is planned as constants
-        meters = psycopg.ClientCursor(conn).execute(sql("profile"), params).fetchall()
+        cursor = psycopg.ClientCursor(conn, row_factory=dict_row)
+        meters = cursor.execute(sql("profile"), params).fetchall()
+        gaps = []
         with conn.cursor().copy(sql("save_profile")) as copy:
             for meter in meters:
-                copy.write_row((batch_id, *meter[:11]))
-        gaps = [
-            (batch_id, meter[0], *day)
-            for meter in meters
-            if meter[11]
-            for day in sorted(zip(*meter[11:15], strict=True))
-        ]
+                # the meter's incomplete days, as parallel arrays (NULL when it has none)
+                days = zip(*(meter.pop(column) or () for column in GAP_COLUMNS), strict=True)
+                gaps += [(batch_id, meter["meter_id"], *day) for day in sorted(days)]
+                copy.write_row((batch_id, *meter.values()))  # save_profile.sql's columns
         with conn.cursor().copy(sql("save_day_gaps")) as copy:
             for gap in gaps:
                 copy.write_row(gap)
-    days = sum(meter[1] for meter in meters)
+    days = sum(meter["days"] for meter in meters)
     log.info(
         "batch %s profiled: %s meter-day(s) of %s meter(s), %s incomplete, in %.1f s",
         batch_id,
