@@ -78,7 +78,7 @@ def insert_readings(db, rows, batch_id=1, *, resum=True) -> None:
             cur.executemany(
                 f"INSERT INTO {TABLE[source]} (meter_id, interval_start, kwh, quality, batch_id, "
                 "ingested_at) VALUES (%s, %s, %s, 'A', %s, now()) "
-                "ON CONFLICT (meter_id, interval_start) DO UPDATE SET kwh = excluded.kwh, "
+                "ON CONFLICT (meter_id, channel, interval_start) DO UPDATE SET kwh = excluded.kwh, "
                 "batch_id = excluded.batch_id",
                 [(m, s, v, batch_id) for m, s, v in items],
             )

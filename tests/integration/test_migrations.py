@@ -112,3 +112,51 @@ def test_partitions_are_created_monthly_on_demand(db):
     )
     where = db.execute("SELECT tableoid::regclass::text FROM meter.readings_b").fetchone()[0]
     assert where == "meter.readings_b_202504"
+
+
+def test_channels_migration_moves_every_existing_reading_to_import_e1(empty_db, tmp_path):
+    before = tmp_path / "before"
+    before.mkdir()
+    for migration in warehouse.discover():
+        if migration.version < 15:
+            shutil.copy(migration.path, before / migration.path.name)
+    warehouse.migrate(empty_db, before)
+    empty_db.execute(
+        "SELECT meter.ensure_partitions('meter.readings_a', '2025-01-01', '2025-02-01')"
+    )
+    empty_db.execute(
+        """INSERT INTO meter.readings_a (meter_id, interval_start, kwh, quality, batch_id,
+                                         ingested_at)
+           SELECT 'SMR89134A', '2025-01-15'::timestamptz + n * interval '30 minutes', n, 'A', 1,
+                  now()
+             FROM generate_series(0, 47) n"""
+    )
+    empty_db.execute(
+        "INSERT INTO staging.reading VALUES (2, 2, 'SMR89135B', 'B', '2025-01-15', 1.5, 'A', now())"
+    )
+    applied = warehouse.migrate(empty_db)
+    assert [m.version for m in applied if m.version == 15] == [15]
+    assert empty_db.execute(
+        "SELECT channel, count(*), sum(kwh) FROM meter.readings_a GROUP BY channel"
+    ).fetchall() == [("E1", 48, 1128)]
+    assert empty_db.execute("SELECT channel FROM staging.reading").fetchall() == [("E1",)]
+    # the key now holds a meter's channels side by side
+    empty_db.execute(
+        """INSERT INTO meter.readings_a (meter_id, channel, interval_start, kwh, quality,
+                                         batch_id, ingested_at)
+           VALUES ('SMR89134A', 'B1', '2025-01-15', 0.7, 'A', 3, now())"""
+    )
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        empty_db.execute(
+            """INSERT INTO meter.readings_a (meter_id, channel, interval_start, kwh, quality,
+                                             batch_id, ingested_at)
+               VALUES ('SMR89134A', 'E1', '2025-01-15', 0.7, 'A', 3, now())"""
+        )
+
+
+@pytest.mark.parametrize("channel", ["E1", "E2", "B1", "B2", "Q1", "K1", "V1", "11", "A"])
+def test_channel_kind_in_sql_is_the_models_rule(db, channel):
+    from meterflow.models import channel_kind
+
+    (kind,) = db.execute("SELECT meter.channel_kind(%s)", (channel,)).fetchone()
+    assert kind == channel_kind(channel).value

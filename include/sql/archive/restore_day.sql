@@ -4,4 +4,4 @@ INSERT INTO {table} (meter_id, interval_start, kwh, quality, batch_id, ingested_
 SELECT meter_id, meter.from_epoch_us(interval_start_us), kwh, quality, batch_id,
        meter.from_epoch_us(ingested_at_us)
   FROM _restore
-ON CONFLICT (meter_id, interval_start) DO NOTHING
+ON CONFLICT (meter_id, channel, interval_start) DO NOTHING

@@ -15,7 +15,8 @@ SELECT count(*) FILTER (WHERE replaces)     AS superseded,
                    AND s.batch_id >= t.batch_id) AS replaces
           FROM staging.reading s
           JOIN {table} t
-            ON t.meter_id = s.meter_id AND t.interval_start = s.interval_start
+            ON t.meter_id = s.meter_id AND t.channel = s.channel
+           AND t.interval_start = s.interval_start
          WHERE s.batch_id = %(batch_id)s
            AND s.source = %(source)s
            AND t.interval_start BETWEEN %(first)s AND %(last)s

@@ -11,6 +11,7 @@ UPDATE {table} AS t
  WHERE s.batch_id = %(batch_id)s
    AND s.source = %(source)s
    AND t.meter_id = s.meter_id
+   AND t.channel = s.channel
    AND t.interval_start = s.interval_start
    AND t.interval_start BETWEEN %(first)s AND %(last)s
    AND date_trunc('month', s.interval_start AT TIME ZONE 'UTC') <> ALL (%(new_months)s::timestamp[])
