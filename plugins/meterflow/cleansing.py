@@ -1,13 +1,15 @@
 """Cleansing: raw rows of a reader → canonical readings and rejected rows with reason codes.
 
-A canonical reading (ARCHITECTURE §4) is a meter id, its source A/B/C, the UTC start of a
+A canonical reading (ARCHITECTURE §4) is a meter id, its channel (E1 import, B1 export, …;
+the feed's default where the file names none), its source A/B/C, the UTC start of a
 30-minute interval, kWh and a quality flag. Every raw row becomes exactly one clean row or one
 reject; duplicates across a whole file are the loader's job (they need every chunk).
 
 Checks, in this order (the first that fails is the row's reason): malformed record; meter id
-missing, malformed, of no known source; timestamp missing, unparseable, nonexistent local time
-(spring forward), in the future, off the 30-minute grid; reading missing, non-numeric,
-negative, implausibly high (``max_kwh``); quality flag invalid.
+missing, malformed, of no known source; channel malformed; timestamp missing, unparseable,
+nonexistent local time (spring forward), in the future, off the 30-minute grid; reading missing,
+non-numeric, negative, implausibly high (the meter's capacity in meter.meter, else the feed's
+``max_kwh``, else the global one); quality flag invalid.
 
 Time: an offset-less time is local to the feed's zone. An ambiguous local time (the repeated
 hour when clocks go back) is resolved by order: a meter's first row at that local time is the
@@ -28,7 +30,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from meterflow.models import CLEAN_COLUMNS, REJECT_COLUMNS, SOURCES, Reason
+from meterflow.models import CHANNEL_PATTERN, CLEAN_COLUMNS, REJECT_COLUMNS, SOURCES, Reason
 
 if TYPE_CHECKING:
     import numpy as np
@@ -86,10 +88,21 @@ class Cleanser:
     """Cleanses the chunks of one file, in order (ambiguous local times are resolved by order
     across chunks)."""
 
-    def __init__(self, feed: Feed, *, now: datetime, max_kwh: float) -> None:
+    def __init__(
+        self,
+        feed: Feed,
+        *,
+        now: datetime,
+        max_kwh: float,
+        meter_limits: dict[str, float] | None = None,
+    ) -> None:
+        """``max_kwh``: the global limit per 30 minutes; the feed's own ``max_kwh`` overrides
+        it, and ``meter_limits`` (meter id -> capacity, from meter.meter) override both."""
         self.feed = feed
         self.now_ns = int(now.timestamp() * 1e9)
-        self.max_kwh = float(max_kwh)
+        self.max_kwh = float(feed.max_kwh if feed.max_kwh is not None else max_kwh)
+        self.meter_limits = meter_limits or {}
+        self.channel_pattern = re.compile(CHANNEL_PATTERN)
         self.zone = ZoneInfo(feed.timezone)
         self.pattern = re.compile(feed.meter_id_pattern)
         self._seen_ambiguous: dict[tuple[str, int], int] = {}
@@ -123,6 +136,23 @@ class Cleanser:
             else:
                 status[i] = UNKNOWN
         return status, ids, sources
+
+    def _judge_channels(self, uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(status, channel) per distinct channel; a missing one is the feed's default."""
+        import numpy as np
+
+        status = np.full(len(uniques), OK, dtype="int8")
+        channels = np.empty(len(uniques), dtype=object)
+        for i, value in enumerate(uniques):
+            text = self.feed.channel if _missing(value) else str(value).strip().upper()
+            channels[i] = text
+            if not self.channel_pattern.match(text):
+                status[i] = BAD
+        return status, channels
+
+    def limit_for(self, meter_id: Any) -> float:
+        """The highest plausible kWh per 30 minutes of one meter."""
+        return self.meter_limits.get(meter_id, self.max_kwh)
 
     def _judge_timestamps(self, uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(status, UTC ns if summer time, UTC ns if winter time) per distinct timestamp.
@@ -286,7 +316,6 @@ class Cleanser:
         kwh = kwh * self.feed.unit_factor
         fine = status == OK
         status[fine & (kwh < 0)] = NEGATIVE
-        status[fine & (kwh > self.max_kwh)] = HIGH
         return status, kwh
 
     def _judge_qualities(self, uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -326,6 +355,11 @@ class Cleanser:
         reject(row_m_status == UNKNOWN, Reason.UNKNOWN_SOURCE)
         meter_ids = _per_row(m_ids, m_codes, None)
 
+        c_codes, c_uniques = _factorize(raw["channel"])
+        c_status, c_names = self._judge_channels(c_uniques)
+        reject(_per_row(c_status, c_codes, OK) == BAD, Reason.MALFORMED_CHANNEL)
+        channels = _per_row(c_names, c_codes, self.feed.channel)
+
         t_codes, t_uniques = _factorize(raw["timestamp"])
         t_status, t_dst, t_std = self._judge_timestamps(t_uniques)
         row_t_status = _per_row(t_status, t_codes, MISSING)
@@ -355,7 +389,12 @@ class Cleanser:
         reject(row_r_status == MISSING, Reason.MISSING_READING)
         reject(row_r_status == BAD, Reason.NON_NUMERIC_READING)
         reject(row_r_status == NEGATIVE, Reason.NEGATIVE_READING)
-        reject(row_r_status == HIGH, Reason.IMPLAUSIBLE_READING)
+        kwh = _per_row(r_kwh, r_codes, np.nan)
+        limit = np.full(len(m_uniques), self.max_kwh)
+        if self.meter_limits:
+            for i, meter in enumerate(m_ids):
+                limit[i] = self.limit_for(meter)
+        reject(kwh > _per_row(limit, m_codes, self.max_kwh), Reason.IMPLAUSIBLE_READING)
 
         q_codes, q_uniques = _factorize(raw["quality"])
         q_status, q_flags = self._judge_qualities(q_uniques)
@@ -367,16 +406,15 @@ class Cleanser:
             {
                 "row_no": raw["row_no"].to_numpy(dtype="int64")[good],
                 "meter_id": meter_ids[good],
+                "channel": channels[good],
                 "source": _per_row(m_sources, m_codes, None)[good],
                 "interval_start": pd.to_datetime(stamps[good], unit="ns", utc=True),
-                "kwh": _per_row(r_kwh, r_codes, np.nan)[good],
+                "kwh": kwh[good],
                 "quality": _per_row(q_flags, q_codes, self.feed.default_quality)[good],
             },
             columns=CLEAN_COLUMNS,
         )
-        rejects = self._rejects(
-            raw, ~good, reason, meter_ids, stamps, _per_row(r_kwh, r_codes, np.nan)
-        )
+        rejects = self._rejects(raw, ~good, reason, meter_ids, stamps, kwh)
         return clean, rejects
 
     def _rejects(self, raw, bad, reason, meter_ids, stamps, kwh) -> pd.DataFrame:
@@ -390,13 +428,14 @@ class Cleanser:
         for i, rec in zip(idx, rows.itertuples(index=False), strict=True):
             values = {
                 "meter_id": _show(rec.meter_id),
+                "channel": _show(rec.channel),
                 "timestamp": _show(rec.timestamp),
                 "reading": _show(rec.reading),
                 "quality": _show(rec.quality),
             }
             code = reason[i]
             problem = problems.iloc[i] if problems is not None else None
-            details.append(self._detail(code, values, stamps[i], kwh[i], problem))
+            details.append(self._detail(code, values, stamps[i], kwh[i], problem, meter_ids[i]))
             if code == Reason.MALFORMED_RECORD.value:
                 values = {"line": problem}
             raws.append(json.dumps(values, ensure_ascii=False))
@@ -412,7 +451,9 @@ class Cleanser:
             columns=REJECT_COLUMNS,
         )
 
-    def _detail(self, code: str, values: dict, stamp: int, kwh: float, problem: Any) -> str:
+    def _detail(
+        self, code: str, values: dict, stamp: int, kwh: float, problem: Any, meter_id: Any
+    ) -> str:
         meter, ts, reading, quality = (
             values["meter_id"],
             values["timestamp"],
@@ -429,6 +470,9 @@ class Cleanser:
             Reason.UNKNOWN_SOURCE: lambda: (
                 f"meter id {meter!r}: suffix {str(meter).strip()[-1:]!r} is not a source A, B or C"
             ),
+            Reason.MALFORMED_CHANNEL: lambda: (
+                f"channel {values['channel']!r} is not a channel like E1 (import) or B1 (export)"
+            ),
             Reason.MISSING_TIMESTAMP: lambda: "no timestamp",
             Reason.UNPARSEABLE_TIMESTAMP: lambda: f"timestamp {ts!r} is not a date and time",
             Reason.NONEXISTENT_LOCAL_TIME: lambda: (
@@ -442,7 +486,8 @@ class Cleanser:
             Reason.NON_NUMERIC_READING: lambda: f"reading {reading!r} is not a number",
             Reason.NEGATIVE_READING: lambda: f"reading {kwh:g} kWh is negative",
             Reason.IMPLAUSIBLE_READING: lambda: (
-                f"reading {kwh:g} kWh is above the limit of {self.max_kwh:g} kWh per 30 minutes"
+                f"reading {kwh:g} kWh is above the limit of {self.limit_for(meter_id):g} kWh "
+                "per 30 minutes"
             ),
             Reason.INVALID_QUALITY: lambda: f"quality flag {quality!r} is not one of A, E, S, F",
         }

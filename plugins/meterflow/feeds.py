@@ -17,11 +17,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from meterflow import CONFIG_DIR
+from meterflow.models import CHANNEL_PATTERN, DEFAULT_CHANNEL
 
 FEEDS_FILE = CONFIG_DIR / "feeds.yaml"
 LAYOUTS = ("auto", "long", "wide", "nem12", "packets")
 UNITS = {"kwh": 1.0, "wh": 0.001, "mwh": 1000.0}
-COLUMN_ROLES = ("meter_id", "timestamp", "reading", "quality")
+COLUMN_ROLES = ("meter_id", "channel", "timestamp", "reading", "quality")
 RESERVED_FOLDERS = {"processed", "failed"}
 
 
@@ -51,6 +52,8 @@ class Feed:
     delimiter: str = ","
     decimal: str = "."
     default_quality: str = "A"
+    channel: str = DEFAULT_CHANNEL  # channel of readings whose file names none
+    max_kwh: float | None = None  # the feed's limit per 30 minutes; None: MF_MAX_KWH
 
     @property
     def unit_factor(self) -> float:
@@ -165,6 +168,18 @@ def _parse_feed(name: str, spec: Any, defaults: dict[str, Any]) -> Feed:
     out["default_quality"] = _choice(
         f"{key}.default_quality", merged.get("default_quality", "A"), ("A", "E", "S", "F")
     )
+    channel = merged.get("channel", DEFAULT_CHANNEL)
+    if not isinstance(channel, str) or not re.match(CHANNEL_PATTERN, channel):
+        raise _fail(
+            f"{key}.channel", f"expected a channel like E1 (import) or B1 (export), got {channel!r}"
+        )
+    out["channel"] = channel
+    limit = merged.get("max_kwh")
+    if limit is not None and (
+        isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0
+    ):
+        raise _fail(f"{key}.max_kwh", f"expected a positive number of kWh, got {limit!r}")
+    out["max_kwh"] = None if limit is None else float(limit)
     return Feed(**out)
 
 

@@ -42,8 +42,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STAGING_COPY = (
-    "COPY staging.reading (batch_id, row_no, meter_id, source, interval_start, kwh, quality, "
-    "ingested_at) FROM STDIN (FORMAT csv)"
+    "COPY staging.reading (batch_id, row_no, meter_id, channel, source, interval_start, kwh, "
+    "quality, ingested_at) FROM STDIN (FORMAT csv)"
 )
 REJECT_COPY = (
     "COPY audit.rejected_row (batch_id, row_no, location, meter_id, reason, detail, raw) "
@@ -97,6 +97,7 @@ def _clean_to_csv(clean: pd.DataFrame, batch_id: int, ingested_at: str) -> bytes
     ts_idx, uniq_ts = pd.factorize(ts)
     ts_text = np.datetime_as_string(uniq_ts.astype("datetime64[s]"), unit="s").astype(object) + "Z"
     meters, meter_idx = _dict_strings(clean["meter_id"].to_numpy(dtype=object))
+    channels, channel_idx = _dict_strings(clean["channel"].to_numpy(dtype=object))
     sources, source_idx = _dict_strings(clean["source"].to_numpy(dtype=object))
     qualities, quality_idx = _dict_strings(clean["quality"].to_numpy(dtype=object))
     zeros = np.zeros(n, dtype="int32")
@@ -105,6 +106,7 @@ def _clean_to_csv(clean: pd.DataFrame, batch_id: int, ingested_at: str) -> bytes
             "batch_id": pa.DictionaryArray.from_arrays(zeros, pa.array([str(batch_id)])),
             "row_no": pa.array(clean["row_no"].to_numpy(dtype="int64")),
             "meter_id": pa.DictionaryArray.from_arrays(meter_idx, pa.array(meters)),
+            "channel": pa.DictionaryArray.from_arrays(channel_idx, pa.array(channels)),
             "source": pa.DictionaryArray.from_arrays(source_idx, pa.array(sources)),
             "interval_start": pa.DictionaryArray.from_arrays(
                 ts_idx.astype("int32"), pa.array(list(ts_text))
@@ -158,17 +160,17 @@ def _copy(cur: psycopg.Cursor, statement: str, data: bytes) -> None:
 
 @dataclass
 class _DuplicateTracker:
-    """Finds duplicate (meter, interval) readings across all chunks of one file.
+    """Finds duplicate (meter, channel, interval) readings across all chunks of one file.
 
-    Keeps compact int64 arrays per chunk: a key (meter code × 2^32 + interval number) and a
-    value fingerprint (kWh in micro-kWh and the quality), so a file of millions of rows costs
-    a few tens of MB and one sort at the end.
+    Keeps compact int64 arrays per chunk: a key ((meter, channel) code × 2^32 + interval
+    number) and a value fingerprint (kWh in micro-kWh and the quality), so a file of millions
+    of rows costs a few tens of MB and one sort at the end.
     """
 
-    meter_codes: dict[str, int] = field(default_factory=dict)
+    series_codes: dict[tuple[str, str], int] = field(default_factory=dict)
     keys: list[np.ndarray] = field(default_factory=list)
     values: list[np.ndarray] = field(default_factory=list)
-    meter_names: list[str] = field(default_factory=list)
+    series: list[tuple[str, str]] = field(default_factory=list)  # (meter, channel) by code
 
     def add(self, clean: pd.DataFrame) -> None:
         import numpy as np
@@ -176,13 +178,17 @@ class _DuplicateTracker:
 
         if clean.empty:
             return
-        codes, uniques = pd.factorize(clean["meter_id"], sort=False)
-        mapping = np.empty(len(uniques), dtype="int64")
-        for i, name in enumerate(uniques):
-            code = self.meter_codes.get(name)
+        m_codes, m_uniques = pd.factorize(clean["meter_id"], sort=False)
+        c_codes, c_uniques = pd.factorize(clean["channel"], sort=False)
+        pair = m_codes.astype("int64") * len(c_uniques) + c_codes
+        codes, pairs = pd.factorize(pair, sort=False)
+        mapping = np.empty(len(pairs), dtype="int64")
+        for i, p in enumerate(pairs):
+            name = (m_uniques[p // len(c_uniques)], c_uniques[p % len(c_uniques)])
+            code = self.series_codes.get(name)
             if code is None:
-                code = self.meter_codes[name] = len(self.meter_codes)
-                self.meter_names.append(name)
+                code = self.series_codes[name] = len(self.series_codes)
+                self.series.append(name)
             mapping[i] = code
         slot = _epoch_seconds(clean["interval_start"]) // 1800
         self.keys.append(mapping[codes] * (1 << 32) + slot)
@@ -191,8 +197,10 @@ class _DuplicateTracker:
         micro = np.round(clean["kwh"].to_numpy(dtype="float64") * 1_000_000).astype("int64")
         self.values.append(micro * 4 + qual)
 
-    def resolve(self) -> tuple[list[tuple[str, datetime, int]], list[tuple[str, datetime, int]]]:
-        """(exact, conflicting): duplicate (meter, interval) keys with their row counts.
+    def resolve(
+        self,
+    ) -> tuple[list[tuple[str, str, datetime, int]], list[tuple[str, str, datetime, int]]]:
+        """(exact, conflicting): duplicate (meter, channel, interval) keys with their row counts.
 
         Exact: every copy has the same kWh and quality; all but one are dropped. Conflicting:
         the copies disagree; nobody can say which is right, so every copy is rejected.
@@ -218,7 +226,7 @@ class _DuplicateTracker:
         for g in np.flatnonzero(sizes > 1):
             key = int(keys[starts[g]])
             item = (
-                self.meter_names[key >> 32],
+                *self.series[key >> 32],
                 datetime.fromtimestamp((key & 0xFFFFFFFF) * 1800, tz=UTC),
                 int(sizes[g]),
             )
@@ -229,27 +237,28 @@ class _DuplicateTracker:
 _CONFLICT_REJECTS = """
 INSERT INTO audit.rejected_row (batch_id, row_no, meter_id, reason, detail, raw)
 SELECT r.batch_id, r.row_no, r.meter_id, %(reason)s,
-       format('meter %%s interval %%s has %%s different readings in this file (rows %%s)',
-              r.meter_id, to_char(r.interval_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI"Z"'),
+       format('meter %%s channel %%s interval %%s has %%s different readings in this file '
+              '(rows %%s)', r.meter_id, r.channel,
+              to_char(r.interval_start AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI"Z"'),
               k.n, string_agg(r.row_no::text, ', ') OVER w),
-       jsonb_build_object('meter_id', r.meter_id, 'interval_start', r.interval_start,
-                          'kwh', r.kwh, 'quality', r.quality)
-  FROM staging.reading r JOIN _dup_keys k USING (meter_id, interval_start)
+       jsonb_build_object('meter_id', r.meter_id, 'channel', r.channel,
+                          'interval_start', r.interval_start, 'kwh', r.kwh, 'quality', r.quality)
+  FROM staging.reading r JOIN _dup_keys k USING (meter_id, channel, interval_start)
  WHERE r.batch_id = %(batch_id)s AND k.conflict
-WINDOW w AS (PARTITION BY r.meter_id, r.interval_start ORDER BY r.row_no
+WINDOW w AS (PARTITION BY r.meter_id, r.channel, r.interval_start ORDER BY r.row_no
              ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
 """
 _CONFLICT_DELETE = """
 DELETE FROM staging.reading r USING _dup_keys k
  WHERE r.batch_id = %(batch_id)s AND k.conflict
-   AND r.meter_id = k.meter_id AND r.interval_start = k.interval_start
+   AND r.meter_id = k.meter_id AND r.channel = k.channel AND r.interval_start = k.interval_start
 """
 _EXACT_DELETE = """
 DELETE FROM staging.reading r USING (
     SELECT s.ctid AS row_ctid,
-           row_number() OVER (PARTITION BY s.meter_id, s.interval_start
+           row_number() OVER (PARTITION BY s.meter_id, s.channel, s.interval_start
                               ORDER BY s.row_no, s.ctid) AS copy_no
-      FROM staging.reading s JOIN _dup_keys k USING (meter_id, interval_start)
+      FROM staging.reading s JOIN _dup_keys k USING (meter_id, channel, interval_start)
      WHERE s.batch_id = %(batch_id)s AND NOT k.conflict) d
  WHERE r.ctid = d.row_ctid AND d.copy_no > 1
 """
@@ -266,17 +275,17 @@ def _apply_duplicates(
     if not exact and not conflicts:
         return 0, 0
     cur.execute(
-        "CREATE TEMP TABLE _dup_keys (meter_id text, interval_start timestamptz, n int, "
-        "conflict bool) ON COMMIT DROP"
+        "CREATE TEMP TABLE _dup_keys (meter_id text, channel text, interval_start timestamptz, "
+        "n int, conflict bool) ON COMMIT DROP"
     )
     with cur.copy("COPY _dup_keys FROM STDIN") as copy:
-        for meter, start, n in exact:
-            copy.write_row((meter, start, n, False))
-        for meter, start, n in conflicts:
-            copy.write_row((meter, start, n, True))
+        for meter, channel, start, n in exact:
+            copy.write_row((meter, channel, start, n, False))
+        for meter, channel, start, n in conflicts:
+            copy.write_row((meter, channel, start, n, True))
     params = {"batch_id": batch_id, "reason": Reason.CONFLICTING_DUPLICATE.value}
-    expected_drop = sum(n - 1 for _, _, n in exact)
-    expected_conflict = sum(n for _, _, n in conflicts)
+    expected_drop = sum(n - 1 for *_, n in exact)
+    expected_conflict = sum(n for *_, n in conflicts)
     cur.execute(_CONFLICT_REJECTS, params)
     cur.execute(_CONFLICT_DELETE, params)
     if cur.rowcount != expected_conflict:
@@ -340,7 +349,9 @@ def load_file(
                 _move(path, landing, PROCESSED, feed.name)
             return result
         result.batch_id = batch_id
-        cleanser = cleansing.Cleanser(feed, now=now, max_kwh=config.get("max_kwh"))
+        cleanser = cleansing.Cleanser(
+            feed, now=now, max_kwh=config.get("max_kwh"), meter_limits=_meter_limits(cur)
+        )
         tracker = _DuplicateTracker()
         reasons: Counter[str] = Counter()
         try:
@@ -474,6 +485,12 @@ def _open_batch(
         raise FileAlreadyLoaded("being loaded by another task, same sha256") from exc
     batch_id, ingested_at = cur.fetchone()
     return batch_id, ingested_at
+
+
+def _meter_limits(cur: psycopg.Cursor) -> dict[str, float]:
+    """Meters with their own limit per 30 minutes (a site's capacity in meter.meter)."""
+    cur.execute("SELECT meter_id, capacity_kwh FROM meter.meter WHERE capacity_kwh IS NOT NULL")
+    return {meter: float(limit) for meter, limit in cur.fetchall()}
 
 
 def _record_failure(

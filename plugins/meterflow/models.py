@@ -13,6 +13,31 @@ from enum import StrEnum
 SOURCES = ("A", "B", "C")
 INTERVAL_MINUTES = 30
 METER_ID_PATTERN = r"^SMR\d{5}[ABC]$"  # SMR89134A; the suffix letter is the source
+DEFAULT_CHANNEL = "E1"  # import energy: the channel of a reading whose file names none
+CHANNEL_PATTERN = r"^[A-Z0-9]{1,2}$"  # a NEM12 NMI suffix: E1, B1, Q1, 11 ...
+
+
+class ChannelKind(StrEnum):
+    """What a channel measures, by the NEM12 NMI-suffix convention (its first letter).
+
+    Consumption figures sum IMPORT only; EXPORT (solar generation fed to the grid) is reported
+    beside it; NON_ENERGY channels (reactive kVArh, apparent kVAh, volts) are stored, in their
+    k-unit in the same value column, and never summed into kWh. Same rule as the SQL function
+    meter.channel_kind (V015; a test holds them equal)."""
+
+    IMPORT = "import"
+    EXPORT = "export"
+    NON_ENERGY = "non_energy"
+
+
+def channel_kind(channel: str) -> ChannelKind:
+    """E… import energy, B… export energy, anything else non-energy."""
+    first = channel[:1]
+    if first == "E":
+        return ChannelKind.IMPORT
+    if first == "B":
+        return ChannelKind.EXPORT
+    return ChannelKind.NON_ENERGY
 
 
 class Quality(StrEnum):
@@ -42,9 +67,10 @@ class Reason(StrEnum):
     MISSING_READING = "missing_reading"
     NON_NUMERIC_READING = "non_numeric_reading"
     NEGATIVE_READING = "negative_reading"
-    IMPLAUSIBLE_READING = "implausible_reading"  # above config max_kwh for 30 minutes
+    IMPLAUSIBLE_READING = "implausible_reading"  # above the meter's/feed's/global max_kwh
     INVALID_QUALITY = "invalid_quality"  # a quality flag outside A/E/S/F (e.g. NEM12 'N')
-    CONFLICTING_DUPLICATE = "conflicting_duplicate"  # same meter+interval, different values
+    CONFLICTING_DUPLICATE = "conflicting_duplicate"  # same meter+channel+interval, other values
+    MALFORMED_CHANNEL = "malformed_channel"  # a channel that is no NEM12-style suffix
     MALFORMED_RECORD = "malformed_record"  # a packet line that is no JSON object
 
 
@@ -57,9 +83,9 @@ class BatchStatus(StrEnum):
     FAILED = "failed"
 
 
-# Columns of a cleansed frame (one row per canonical 30-minute reading), in COPY order of
-# staging.reading after batch_id.
-CLEAN_COLUMNS = ["row_no", "meter_id", "source", "interval_start", "kwh", "quality"]
+# Columns of a cleansed frame (one row per canonical 30-minute reading of one channel), in COPY
+# order of staging.reading after batch_id.
+CLEAN_COLUMNS = ["row_no", "meter_id", "channel", "source", "interval_start", "kwh", "quality"]
 # Columns of a rejects frame, in COPY order of audit.rejected_row after batch_id.
 REJECT_COLUMNS = ["row_no", "location", "meter_id", "reason", "detail", "raw"]
 

@@ -111,11 +111,12 @@ def test_every_reason_code_is_produced_and_named_with_its_row(db, landing, bucke
         "SMR89134A,15/01/2025 03:00,1.0,Z",  # invalid quality flag
         "SMR89135A,15/01/2025 03:00,1.0",  # conflicting pair
         "SMR89135A,15/01/2025 03:00,2.0",
+        "SMR89134A,15/01/2025 03:30,1.0,A,EXPORT",  # no channel like E1 or B1
     ]
     f = write(
         landing / "spreadsheets" / "faults.csv",
-        "meter_id,timestamp,reading_kWh,quality\n"
-        + "\n".join(line if line.count(",") == 3 else line + "," for line in lines)
+        "meter_id,timestamp,reading_kWh,quality,channel\n"
+        + "\n".join(line + "," * (4 - line.count(",")) for line in lines)
         + "\n",
     )
     result = load(f, landing)
@@ -131,6 +132,7 @@ def test_every_reason_code_is_produced_and_named_with_its_row(db, landing, bucke
     assert set(got.values()) == {r.value for r in Reason} - {Reason.MALFORMED_RECORD}
     assert got[2] == Reason.MISSING_METER_ID and got[7] == Reason.NONEXISTENT_LOCAL_TIME
     assert got[15] == got[16] == Reason.CONFLICTING_DUPLICATE
+    assert got[17] == Reason.MALFORMED_CHANNEL
     detail = db.execute(
         "SELECT detail FROM audit.rejected_row WHERE batch_id = %s AND row_no = 15",
         (result.batch_id,),
@@ -338,3 +340,110 @@ def test_a_load_killed_mid_copy_leaves_nothing_and_the_rerun_loads_once(
     assert result.rows_staged == rows
     assert db.execute("SELECT count(*) FROM staging.reading").fetchone()[0] == rows
     assert db.execute("SELECT count(*) FROM audit.load_batch").fetchone()[0] == 1
+
+
+# --- channels ---------------------------------------------------------------------------------
+
+
+def staged_channels(db, batch_id: int) -> list[tuple]:
+    return db.execute(
+        """SELECT meter_id, channel, interval_start, kwh FROM staging.reading
+            WHERE batch_id = %s ORDER BY meter_id, channel, interval_start""",
+        (batch_id,),
+    ).fetchall()
+
+
+def test_import_and_export_channels_of_one_meter_are_both_staged(db, landing, bucket):
+    f = write(
+        landing / "spreadsheets" / "solar.csv",
+        "meter_id,channel,timestamp,reading_kWh\n"
+        "SMR89134A,E1,15/01/2025 12:00,0.4\n"
+        "SMR89134A,B1,15/01/2025 12:00,1.2\n"  # same interval, export: not a duplicate
+        "SMR89134A,,15/01/2025 12:30,0.3\n",  # no channel named: the feed's default, E1
+    )
+    result = load(f, landing)
+    assert (result.rows_staged, result.rows_rejected, result.rows_duplicate) == (3, 0, 0)
+    assert staged_channels(db, result.batch_id) == [
+        ("SMR89134A", "B1", utc("2025-01-15T12:00:00+00:00"), Decimal("1.2")),
+        ("SMR89134A", "E1", utc("2025-01-15T12:00:00+00:00"), Decimal("0.4")),
+        ("SMR89134A", "E1", utc("2025-01-15T12:30:00+00:00"), Decimal("0.3")),
+    ]
+
+
+def test_two_import_channels_with_equal_values_are_both_kept(db, landing, bucket):
+    f = write(
+        landing / "spreadsheets" / "e1e2.csv",
+        "meter_id,channel,timestamp,reading_kWh\n"
+        "SMR89134A,E1,15/01/2025 00:00,0.25\n"
+        "SMR89134A,E2,15/01/2025 00:00,0.25\n",  # the hot-water channel, same value
+    )
+    result = load(f, landing)
+    assert (result.rows_staged, result.rows_duplicate) == (2, 0)
+    assert [r[1] for r in staged_channels(db, result.batch_id)] == ["E1", "E2"]
+
+
+def test_a_duplicate_is_judged_within_its_channel(db, landing, bucket):
+    f = write(
+        landing / "spreadsheets" / "dups.csv",
+        "meter_id,channel,timestamp,reading_kWh\n"
+        "SMR89134A,B1,15/01/2025 00:00,0.25\n"
+        "SMR89134A,B1,15/01/2025 00:00,0.25\n"  # exact duplicate of the B1 reading
+        "SMR89134A,E1,15/01/2025 00:00,0.5\n"
+        "SMR89134A,E1,15/01/2025 00:00,0.7\n",  # conflicting E1 pair: both rejected
+    )
+    result = load(f, landing)
+    assert (result.rows_staged, result.rows_rejected, result.rows_duplicate) == (1, 2, 1)
+    assert staged_channels(db, result.batch_id) == [
+        ("SMR89134A", "B1", utc("2025-01-15T00:00:00+00:00"), Decimal("0.25"))
+    ]
+    detail = db.execute(
+        "SELECT DISTINCT detail FROM audit.rejected_row WHERE batch_id = %s", (result.batch_id,)
+    ).fetchone()[0]
+    assert "channel E1" in detail
+
+
+def test_a_wide_sheet_names_a_meters_channels_in_its_column_headers(db, landing, bucket):
+    f = write(
+        landing / "spreadsheets" / "wide.csv",
+        "timestamp,SMR89134A E1,SMR89134A B1,SMR89135A\n15/01/2025 12:00,0.4,1.1,0.9\n",
+    )
+    result = load(f, landing)
+    assert result.rows_staged == 3
+    assert [r[:2] for r in staged_channels(db, result.batch_id)] == [
+        ("SMR89134A", "B1"),
+        ("SMR89134A", "E1"),
+        ("SMR89135A", "E1"),
+    ]
+
+
+def test_a_meters_capacity_and_a_feeds_limit_replace_the_global_one(db, landing, bucket):
+    from dataclasses import replace
+
+    from meterflow import feeds
+
+    db.execute(
+        "INSERT INTO meter.meter (meter_id, source, capacity_kwh) VALUES ('SMR89140A', 'A', 500)"
+    )
+    text = (
+        HEADER
+        + "SMR89140A,15/01/2025 00:00,300\n"  # a C&I site: 300 kWh is within its 500
+        + "SMR89140A,15/01/2025 00:30,600\n"  # above its own capacity
+        + "SMR89141A,15/01/2025 00:00,300\n"  # no capacity: the limit in force applies
+    )
+    result = load(write(landing / "spreadsheets" / "ci.csv", text), landing)
+    assert result.reasons == {Reason.IMPLAUSIBLE_READING.value: 2}
+    details = [
+        r[0]
+        for r in db.execute(
+            "SELECT detail FROM audit.rejected_row WHERE batch_id = %s ORDER BY row_no",
+            (result.batch_id,),
+        )
+    ]
+    assert "limit of 500 kWh" in details[0] and "limit of 25 kWh" in details[1]
+
+    roomy = replace(feeds.load_feeds()["spreadsheets"], max_kwh=400.0)
+    result = load(
+        write(landing / "spreadsheets" / "ci2.csv", text.replace("300", "350")), landing, feed=roomy
+    )
+    assert result.rows_staged == 2  # 350 within the feed's 400 and the meter's 500
+    assert result.reasons == {Reason.IMPLAUSIBLE_READING.value: 1}  # 600 > the meter's 500

@@ -5,6 +5,8 @@ Every reader yields pandas frames with the columns RAW_COLUMNS:
 - ``row_no``: the row a person finds in the file (1-based, header included; the line of the
   300 record for NEM12, the line for packets);
 - ``location``: the sheet of a workbook (None for text files);
+- ``channel``: the channel as the file names it (NEM12 NMI suffix, a channel column, a wide
+  column's ``<meter> <channel>`` header), or None where the file names none (the feed's default);
 - ``meter_id``, ``timestamp``, ``reading``, ``quality``: the values as found (text, numbers or
   datetimes; categorical where values repeat), uninterpreted — cleansing judges them;
 - optionally ``problem``: why a row is no record at all (a line that is not JSON), or None.
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 
     from meterflow.feeds import Feed
 
-RAW_COLUMNS = ["row_no", "location", "meter_id", "timestamp", "reading", "quality"]
+RAW_COLUMNS = ["row_no", "location", "meter_id", "channel", "timestamp", "reading", "quality"]
 
 
 class UnreadableFile(Exception):

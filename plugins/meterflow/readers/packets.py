@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 def read(path: Path, feed: Feed, *, chunk_rows: int) -> Iterator[pd.DataFrame]:
     import pandas as pd
 
-    roles = ("meter_id", "timestamp", "reading", "quality")
+    roles = ("meter_id", "channel", "timestamp", "reading", "quality")
     names = {role: feed.columns.get(role, (role,))[0] for role in roles}
     batch: list[tuple] = []
     try:
@@ -35,7 +35,16 @@ def read(path: Path, feed: Feed, *, chunk_rows: int) -> Iterator[pd.DataFrame]:
                     packet = None
                 if not isinstance(packet, dict):
                     batch.append(
-                        (line_no, None, None, None, None, None, f"not a JSON object: {text[:200]}")
+                        (
+                            line_no,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            f"not a JSON object: {text[:200]}",
+                        )
                     )
                 else:
                     batch.append(
@@ -43,6 +52,7 @@ def read(path: Path, feed: Feed, *, chunk_rows: int) -> Iterator[pd.DataFrame]:
                             line_no,
                             None,
                             packet.get(names["meter_id"]),
+                            packet.get(names["channel"]),
                             packet.get(names["timestamp"]),
                             packet.get(names["reading"]),
                             packet.get(names["quality"]),

@@ -30,8 +30,8 @@ class Layout:
 
     header_index: int  # 0-based row of the header
     kind: str  # long | wide
-    roles: dict[str, int]  # role -> column position (long: meter_id, timestamp, reading[, quality])
-    meters: tuple[tuple[int, str], ...] = ()  # wide: (column position, meter id)
+    roles: dict[str, int]  # role -> column position (long: meter_id, timestamp, reading[, ...])
+    meters: tuple[tuple[int, str, str | None], ...] = ()  # wide: (position, meter id, channel)
 
 
 def _norm(cell: Any) -> str:
@@ -43,20 +43,35 @@ def _norm(cell: Any) -> str:
     return re.sub(r"[\s_\-]+", "_", text).strip("_")
 
 
+_CHANNEL_SUFFIX = re.compile(r"^(.+?)[\s_\-/.:]+([A-Za-z0-9]{1,2})$")
+
+
+def _meter_column(cell: Any, pattern: re.Pattern) -> tuple[str, str | None] | None:
+    """(meter id, channel) of a wide layout's column header: ``SMR89134A`` (the feed's default
+    channel) or ``SMR89134A B1`` / ``SMR89134A_B1`` / ``SMR89134A-B1``; None for another column."""
+    if cell is None:
+        return None
+    text = str(cell).strip()
+    if pattern.match(text):
+        return text, None
+    split = _CHANNEL_SUFFIX.match(text)
+    if split and pattern.match(split.group(1)):
+        return split.group(1), split.group(2).upper()
+    return None
+
+
 def _layout_of(header: Sequence[Any], index: int, feed: Feed) -> Layout | None:
     """The layout a header row gives, or None when it is no header of this feed."""
     names = [_norm(c) for c in header]
     roles: dict[str, int] = {}
-    for role in ("meter_id", "timestamp", "reading", "quality"):
+    for role in ("meter_id", "channel", "timestamp", "reading", "quality"):
         for alias in map(_norm, feed.aliases(role)):
             if alias in names:
                 roles[role] = names.index(alias)
                 break
     pattern = re.compile(feed.meter_id_pattern)
     meters = tuple(
-        (i, str(c).strip())
-        for i, c in enumerate(header)
-        if c is not None and pattern.match(str(c).strip())
+        (i, *found) for i, c in enumerate(header) if (found := _meter_column(c, pattern))
     )
     long_ok = {"meter_id", "timestamp", "reading"} <= roles.keys()
     wide_ok = "timestamp" in roles and bool(meters)
@@ -105,31 +120,36 @@ def _frame(
 
     row_no = np.arange(first_row_no, first_row_no + n, dtype="int64")
     if layout.kind == "long":
-        quality = (
-            columns[layout.roles["quality"]] if "quality" in layout.roles else np.full(n, None)
-        )
+
+        def optional(role: str) -> Any:
+            return columns[layout.roles[role]] if role in layout.roles else np.full(n, None)
+
         return pd.DataFrame(
             {
                 "row_no": row_no,
                 "location": location,
                 "meter_id": columns[layout.roles["meter_id"]],
+                "channel": optional("channel"),
                 "timestamp": columns[layout.roles["timestamp"]],
                 "reading": columns[layout.roles["reading"]],
-                "quality": quality,
+                "quality": optional("quality"),
             },
             columns=RAW_COLUMNS,
         )
     m = len(layout.meters)
     values = np.empty((n, m), dtype=object)
-    for j, (pos, _) in enumerate(layout.meters):
+    for j, (pos, _, _) in enumerate(layout.meters):
         col = columns[pos]
         values[:, j] = np.asarray(col, dtype=object)
-    meter_names = [name for _, name in layout.meters]
+    meter_names = list(dict.fromkeys(name for _, name, _ in layout.meters))  # a meter's channels
+    meter_codes = np.array([meter_names.index(name) for _, name, _ in layout.meters])
+    channels = np.array([channel for _, _, channel in layout.meters], dtype=object)
     return pd.DataFrame(
         {
             "row_no": np.repeat(row_no, m),
             "location": location,
-            "meter_id": pd.Categorical.from_codes(np.tile(np.arange(m), n), meter_names),
+            "meter_id": pd.Categorical.from_codes(np.tile(meter_codes, n), meter_names),
+            "channel": np.tile(channels, n),
             "timestamp": np.repeat(np.asarray(columns[layout.roles["timestamp"]], dtype=object), m),
             "reading": values.ravel(),  # row by row, meters in column order
             "quality": None,
@@ -176,7 +196,7 @@ def read_csv(path: Path, feed: Feed, *, chunk_rows: int) -> Iterator[pd.DataFram
         raise UnreadableFile(f"{path.name}: the file is empty")
     layout = find_layout(head, feed, path.name)
     n_cols = len(head[layout.header_index])
-    wanted = sorted(set(layout.roles.values()) | {p for p, _ in layout.meters})
+    wanted = sorted(set(layout.roles.values()) | {p for p, _, _ in layout.meters})
     first_row_no = layout.header_index + 2  # 1-based line of the first data row
     try:
         chunks = pd.read_csv(
@@ -258,7 +278,7 @@ def read_workbook(path: Path, feed: Feed, *, chunk_rows: int) -> Iterator[pd.Dat
             block = rows[start : start + step]
             columns = {
                 pos: [r[pos] if pos < len(r) else None for r in block]
-                for pos in set(layout.roles.values()) | {p for p, _ in layout.meters}
+                for pos in set(layout.roles.values()) | {p for p, _, _ in layout.meters}
                 if pos < width
             }
             frame = _frame(layout, columns, start + 1, len(block), name)
