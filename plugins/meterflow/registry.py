@@ -1,4 +1,5 @@
-"""The meter registry feed: a spreadsheet or CSV of meter_id, site, region, owner → meter.meter.
+"""The meter registry feed: a spreadsheet or CSV of meter_id, site, region, owner and capacity
+→ meter.meter.
 
 Meters are also registered automatically when their first reading is promoted
 (``include/sql/segregate/register_meters.sql``: source from the reading, region
@@ -9,12 +10,14 @@ picked up by ``meter_ingest`` like any other file; :func:`meterflow.ingest.load_
 here. Rules:
 
 - The header (in the first 20 rows) names a meter id column (the feed's ``columns.meter_id``
-  aliases) and any of site, region, owner (:data:`ALIASES`); other columns are ignored.
+  aliases) and any of site, region, owner, capacity (:data:`ALIASES`); other columns are
+  ignored. A site's capacity is its highest plausible kWh per 30 minutes: a positive number
+  that overrides the feed's and the global ``MF_MAX_KWH`` limit for that meter's readings.
 - Every meter id is trimmed, upper-cased and must match the feed's ``meter_id_pattern`` with a
   source letter A, B or C (or the feed's fixed ``source``).
 - Upsert (``include/sql/segregate/upsert_registry.sql``): a new meter is inserted (region
-  ``unassigned`` when blank); a known one gets the file's site, region and owner where the
-  file has a value — a blank cell leaves the stored value, it never erases it.
+  ``unassigned`` when blank); a known one gets the file's site, region, owner and capacity
+  where the file has a value — a blank cell leaves the stored value, it never erases it.
 - The whole file or nothing: any bad row (malformed id, one meter listed twice with different
   values) fails the file with a message naming the file, the row and the problem; the file
   moves to ``failed/registry/`` with a ``.error.txt``, nothing is written.
@@ -38,11 +41,12 @@ log = logging.getLogger(__name__)
 
 FEED_NAME = "registry"
 STATUS = "registered"  # LoadResult.status of a registry file (no batch, nothing staged)
-ATTRIBUTES = ("site", "region", "owner")
+ATTRIBUTES = ("site", "region", "owner", "capacity_kwh")
 ALIASES: dict[str, tuple[str, ...]] = {
     "site": ("site", "site name", "site_name", "location", "address"),
     "region": ("region", "area", "zone", "region name", "region_name"),
     "owner": ("owner", "owner name", "owner_name", "customer", "account"),
+    "capacity_kwh": ("capacity_kwh", "capacity kwh", "capacity", "max_kwh", "max kwh"),
 }
 HEADER_SCAN_ROWS = 20
 UPSERT_SQL = SQL_DIR / "segregate" / "upsert_registry.sql"
@@ -95,8 +99,9 @@ def read_rows(path: Path, feed: Feed) -> list[tuple[str, int, list[Any]]]:
     )
 
 
-def parse(path: Path, feed: Feed) -> list[dict[str, str | None]]:
-    """The file's meters as dicts (meter_id, source, site, region, owner); UnreadableFile
+def parse(path: Path, feed: Feed) -> list[dict[str, Any]]:
+    """The file's meters as dicts (meter_id, source, site, region, owner, capacity_kwh);
+    UnreadableFile
     naming the file, the row and the problem when any row is wrong."""
     from meterflow.readers import UnreadableFile
 
@@ -139,6 +144,17 @@ def parse(path: Path, feed: Feed) -> list[dict[str, str | None]]:
         if source not in SOURCES:
             problems.append(f"{where}: meter id {meter_id!r}: source {source!r} is not A, B or C")
             continue
+        capacity = values.get("capacity_kwh")
+        if capacity is not None:
+            try:
+                values["capacity_kwh"] = float(capacity)
+            except ValueError:
+                values["capacity_kwh"] = float("nan")
+            if not values["capacity_kwh"] > 0 or values["capacity_kwh"] == float("inf"):
+                problems.append(
+                    f"{where}: capacity {capacity!r} is not a positive number of kWh per 30 minutes"
+                )
+                continue
         record = {"meter_id": meter_id, "source": source, **{a: values.get(a) for a in ATTRIBUTES}}
         seen = meters.get(meter_id)
         if seen and seen[1] != record:
@@ -161,7 +177,7 @@ def parse(path: Path, feed: Feed) -> list[dict[str, str | None]]:
     return [record for _, record in meters.values()]
 
 
-def upsert(conn, meters: list[dict[str, str | None]]) -> tuple[int, int]:
+def upsert(conn, meters: list[dict[str, Any]]) -> tuple[int, int]:
     """Upsert the meters into meter.meter in the caller's transaction; (new, updated)."""
     if not meters:
         return 0, 0

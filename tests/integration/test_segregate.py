@@ -461,6 +461,49 @@ def test_loading_the_same_registry_again_changes_nothing(db, landing):
     assert db.execute("SELECT *, xmin::text FROM meter.meter").fetchall() == first
 
 
+def test_a_registry_capacity_lets_that_site_report_more_than_the_global_limit(db, landing, bucket):
+    from meterflow import ingest
+
+    (landing / "registry").mkdir()
+    (landing / "spreadsheets").mkdir()
+    registry_file = landing / "registry" / "meters.csv"
+    registry_file.write_text("meter_id,site,Capacity\nSMR89134A,Factory,400\nSMR89135A,Flat,\n")
+    ingest.load_file(registry_file)
+    assert db.execute("SELECT meter_id, capacity_kwh FROM meter.meter ORDER BY 1").fetchall() == [
+        ("SMR89134A", Decimal("400")),
+        ("SMR89135A", None),
+    ]
+
+    readings = landing / "spreadsheets" / "big.csv"
+    readings.write_text(
+        "meter_id,timestamp,reading_kwh\n"
+        "SMR89134A,15/01/2025 12:00,300\n"
+        "SMR89135A,15/01/2025 12:00,300\n"
+    )
+    result = ingest.load_file(readings)
+
+    assert (result.rows_staged, result.rows_rejected) == (1, 1)
+    staged = db.execute("SELECT meter_id, kwh FROM staging.reading").fetchall()
+    assert staged == [("SMR89134A", Decimal("300"))]
+    reject = db.execute("SELECT meter_id, reason FROM audit.rejected_row").fetchall()
+    assert reject == [("SMR89135A", "implausible_reading")]
+
+
+def test_a_registry_capacity_that_is_not_a_positive_number_names_the_row(db, landing):
+    from meterflow import ingest, readers
+
+    (landing / "registry").mkdir()
+    path = landing / "registry" / "meters.csv"
+    path.write_text("meter_id,capacity_kwh\nSMR89134A,400\nSMR89135A,-5\nSMR89136A,lots\n")
+
+    with pytest.raises(readers.UnreadableFile) as exc:
+        ingest.load_file(path)
+
+    assert "meters.csv row 3: capacity '-5' is not a positive number" in str(exc.value)
+    assert "meters.csv row 4: capacity 'lots' is not a positive number" in str(exc.value)
+    assert _meters(db) == []
+
+
 def test_a_registry_file_with_a_bad_row_loads_nothing_and_names_the_row(db, landing):
     from meterflow import ingest, readers
 
