@@ -317,7 +317,9 @@ def load_file(
     """Load one landed file as one batch; return what happened (never half a file).
 
     Raises ``readers.UnreadableFile`` (after recording a failed batch and moving the file to
-    failed/ with an ``.error.txt``) when the file cannot be read at all.
+    failed/ with an ``.error.txt``) when the file cannot be loaded for any reason of its own;
+    a fault of the database or S3 (:func:`_transient`) is raised unchanged, nothing recorded,
+    the file left in landing for the retry.
     """
     from meterflow import cleansing, feeds, readers
 
@@ -392,15 +394,28 @@ def load_file(
                 ),
             )
             conn.commit()
-        except readers.UnreadableFile as exc:
+        except Exception as exc:
+            # The one place a load ends in failure. A service fault (database, S3) is raised
+            # as it is for the task's retries; anything else is the file's fault and the file
+            # fails now, whatever the exception: retrying would only fail it again, and a file
+            # left in landing is retried for ever.
             conn.rollback()
-            _record_failure(cur, feed, path, digest, size, str(exc))
+            if _transient(exc):
+                raise
+            error = (
+                str(exc)
+                if isinstance(exc, readers.UnreadableFile)
+                else f"{path.name}: not loaded: {type(exc).__name__}: {exc}"
+            )
+            _record_failure(cur, feed, path, digest, size, error)
             conn.commit()
             if move:
                 target = _move(path, landing, FAILED, feed.name)
-                target.with_name(target.name + ".error.txt").write_text(str(exc) + "\n")
-            log.error("%s: not loaded: %s", path.name, exc)
-            raise
+                target.with_name(target.name + ".error.txt").write_text(error + "\n")
+            log.error("%s: not loaded: %s", path.name, error)
+            if isinstance(exc, readers.UnreadableFile):
+                raise
+            raise readers.UnreadableFile(error) from exc
     result.status = BatchStatus.STAGED.value
     log.info("%s; reasons %s", result.summary(), dict(reasons) or "none")
     if move:
@@ -493,6 +508,17 @@ def _meter_limits(cur: psycopg.Cursor) -> dict[str, float]:
     return {meter: float(limit) for meter, limit in cur.fetchall()}
 
 
+def _transient(exc: BaseException) -> bool:
+    """A fault of a service rather than of the file (the database or S3 unreachable, a
+    timeout, a full disk on the server): the same file may load on a retry."""
+    from boto3.exceptions import S3UploadFailedError
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    database = (psycopg.OperationalError, psycopg.InterfaceError)
+    network = (ConnectionError, TimeoutError, BotoCoreError, ClientError, S3UploadFailedError)
+    return isinstance(exc, database + network)
+
+
 def _record_failure(
     cur: psycopg.Cursor, feed: Feed, path: Path, digest: str, size: int, error: str
 ) -> None:
@@ -533,16 +559,28 @@ def _move(path: Path, landing: Path, where: str, feed_name: str) -> Path:
     return target
 
 
-def landed_files(landing_dir: Path | None = None) -> list[Path]:
-    """Files waiting in the feed folders (not processed/, failed/, hidden or partial files)."""
+def landed_files(landing_dir: Path | None = None, limit: int | None = None) -> list[Path]:
+    """Files waiting in the feed folders (not processed/, failed/, hidden or partial files),
+    oldest first, at most ``limit`` (setting ``max_files_per_run``) so a backlog drains over
+    several runs instead of exceeding Airflow's limit on mapped tasks. A file no feed takes is
+    named in the log (it stays where it is)."""
     from meterflow import feeds
 
     landing = Path(landing_dir or config.get("landing_dir"))
+    limit = config.get("max_files_per_run") if limit is None else limit
     known = feeds.load_feeds()
-    found: list[Path] = []
-    for path in sorted(landing.glob("*/*")):
+    found: list[tuple[float, str, Path]] = []
+    for path in landing.glob("*/*"):
         if not path.is_file() or path.name.startswith(".") or path.name.endswith(".error.txt"):
             continue
-        if feeds.feed_for_path(path, landing, known) is not None:
-            found.append(path)
-    return found
+        if feeds.feed_for_path(path, landing, known) is None:
+            log.warning("%s: no feed in feeds.yaml takes this file; it is not loaded", path)
+            continue
+        try:
+            found.append((path.stat().st_mtime, str(path), path))
+        except FileNotFoundError:  # taken by another run since the listing
+            continue
+    found.sort()
+    if len(found) > limit:
+        log.info("%d files waiting; this run takes the oldest %d", len(found), limit)
+    return [path for _, _, path in found[:limit]]

@@ -1,0 +1,117 @@
+"""Broken and hostile input (issue 18): every file ends loaded, skipped or failed — never stuck.
+
+Each test drops a real file into the landing folder and loads it with ``ingest.load_file``
+against the local PostgreSQL and S3, then looks where a user would: the file's place, its
+``.error.txt``, its audit row, what is staged.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from meterflow import ingest, readers
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime(2025, 11, 1, 12, 0, tzinfo=UTC)
+
+
+def land(landing: Path, name: str, data: bytes, feed: str = "spreadsheets") -> Path:
+    path = landing / feed / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def failed_batches(db) -> list[tuple]:
+    return db.execute(
+        "SELECT file_name, status, error FROM audit.load_batch ORDER BY batch_id"
+    ).fetchall()
+
+
+def test_a_file_that_postgresql_refuses_fails_once_and_leaves_landing(db, landing, bucket):
+    # A NUL byte in a rejected row: PostgreSQL refuses it in the rejects' COPY. Before, the
+    # load rolled back with no audit row and the file stayed in landing, retried for ever.
+    path = land(
+        landing,
+        "nul.csv",
+        b"meter_id,timestamp,reading_kwh\n"
+        b"SMR89134A,15/01/2025 12:00,0.5\n"
+        b"SMR89134A,15/01/2025 12:30,ab\x00cd\n",
+    )
+
+    with pytest.raises(readers.UnreadableFile) as exc:
+        ingest.load_file(path, landing_dir=landing, now=NOW)
+
+    assert not path.exists()
+    assert (landing / "failed" / "spreadsheets" / "nul.csv").exists()
+    error_text = (landing / "failed" / "spreadsheets" / "nul.csv.error.txt").read_text()
+    assert error_text.startswith("nul.csv: ")
+    assert str(exc.value) in error_text
+    [(name, status, error)] = failed_batches(db)
+    assert (name, status) == ("nul.csv", "failed")
+    assert error == error_text.strip()
+    assert db.execute("SELECT count(*) FROM staging.reading").fetchone() == (0,)
+
+
+def test_a_failed_file_can_be_fixed_and_landed_again(db, landing, bucket):
+    bad = land(landing, "fix.csv", b"meter_id,timestamp,reading_kwh\nSMR89134A,x,\x00\n")
+    with pytest.raises(readers.UnreadableFile):
+        ingest.load_file(bad, landing_dir=landing, now=NOW)
+
+    good = land(
+        landing, "fix.csv", b"meter_id,timestamp,reading_kwh\nSMR89134A,15/01/2025 12:00,1\n"
+    )
+    result = ingest.load_file(good, landing_dir=landing, now=NOW)
+
+    assert (result.status, result.rows_staged) == ("staged", 1)
+    assert (landing / "processed" / "spreadsheets" / "fix.csv").exists()
+
+
+def test_the_warehouse_unreachable_leaves_the_file_in_landing_for_the_retry(
+    landing, bucket, monkeypatch
+):
+    # A service fault is not the file's: nothing is recorded, the file waits for the retry.
+    import psycopg
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MF_NOWHERE", "postgresql://meterflow@127.0.0.1:9/meters?connect_timeout=2"
+    )
+    path = land(
+        landing, "ok.csv", b"meter_id,timestamp,reading_kwh\nSMR89134A,15/01/2025 12:00,1\n"
+    )
+
+    with pytest.raises(psycopg.OperationalError):
+        ingest.load_file(path, landing_dir=landing, now=NOW, conn_id="mf_nowhere")
+
+    assert path.exists()
+    assert not (landing / "failed").exists()
+
+
+def test_a_backlog_is_taken_oldest_first_a_run_at_a_time(landing, monkeypatch):
+    # More waiting files than Airflow maps in one run (1,024) wedged list_files on every run.
+    import os
+
+    monkeypatch.setenv("MF_MAX_FILES_PER_RUN", "3")
+    paths = [land(landing, f"seg-{n}.jsonl", b"", feed="stream") for n in range(5)]
+    for age, path in zip([50, 10, 40, 20, 30], paths, strict=True):
+        os.utime(path, (NOW.timestamp() - age, NOW.timestamp() - age))
+
+    first = ingest.landed_files(landing)
+
+    assert [p.name for p in first] == ["seg-0.jsonl", "seg-2.jsonl", "seg-4.jsonl"]
+    for path in first:
+        path.unlink()  # loaded and moved away by this run
+    assert [p.name for p in ingest.landed_files(landing)] == ["seg-3.jsonl", "seg-1.jsonl"]
+
+
+def test_a_file_no_feed_takes_is_named_in_the_log_and_left_alone(landing, caplog):
+    stray = land(landing, "readings.pdf", b"%PDF-1.4")
+
+    assert ingest.landed_files(landing) == []
+
+    assert stray.exists()
+    assert f"{stray}: no feed in feeds.yaml takes this file" in caplog.text
