@@ -8,8 +8,11 @@ wide), `nem12/`, `stream/` (the packet receiver's segments), or any feed added i
 (timestamps to UTC interval starts, Wh → kWh, invalid rows rejected with a reason code,
 duplicates dropped), COPY'd into `staging.reading` with its `audit.load_batch` row in one
 transaction, its raw bytes put on S3 under `raw/<feed>/<yyyy>/<mm>/<dd>/`, and the file moved
-to `processed/<feed>/`. A file that cannot be read at all fails only its own task and goes to
-`failed/<feed>/` with a `<name>.error.txt`. A file already loaded (same sha256) is skipped.
+to `processed/<feed>/`. A file that cannot be loaded for a reason of its own (unreadable,
+values PostgreSQL refuses, …) fails only its own task, at once, and goes to `failed/<feed>/`
+with a `<name>.error.txt`; a database or S3 fault leaves it in landing for the task's retries.
+A file already loaded (same sha256) is skipped. A run takes at most `MF_MAX_FILES_PER_RUN`
+files, oldest first; a file no feed takes is named in the `list_files` log.
 
 **Writes.** `staging.reading`, `audit.load_batch`, `audit.rejected_row`; emits the Asset
 `meter_staging` with `{"batch_ids": [...]}`, which starts `meter_quality`.

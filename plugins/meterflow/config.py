@@ -69,6 +69,12 @@ KNOBS: dict[str, Knob] = {
             float,
             "Highest plausible kWh in one 30-minute interval; above it a reading is rejected.",
         ),
+        Knob(
+            "max_files_per_run",
+            500,
+            int,
+            "Files one meter_ingest run takes (oldest first); the rest wait for the next run.",
+        ),
         Knob("retention_days", 30, int, "Readings older than this are archived to S3."),
         Knob("staging_retention_days", 7, int, "Staging rows of promoted batches kept this long."),
         Knob("data_docs_dir", lambda: _var_dir() / "data_docs", Path, "GX Data Docs site."),
