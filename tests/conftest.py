@@ -32,6 +32,9 @@ TEST_WAREHOUSE_URL = f"postgresql://meterflow@127.0.0.1:{_PG_PORT}/{TEST_DB}"
 os.environ["MF_WAREHOUSE_URL"] = TEST_WAREHOUSE_URL
 os.environ["AIRFLOW_CONN_METER_WAREHOUSE"] = TEST_WAREHOUSE_URL
 os.environ["MF_S3_BUCKET"] = TEST_BUCKET
+# Test files are written whole before they are listed: a short settle time keeps the check
+# (tests/integration/test_hostile_input.py) without adding 10 s to every DAG run.
+os.environ.setdefault("MF_SETTLE_SECONDS", "1")
 os.environ.setdefault("AIRFLOW_HOME", str(REPO / "var" / "airflow"))
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = (
     f"postgresql+psycopg2://airflow@127.0.0.1:{_PG_PORT}/airflow_test"

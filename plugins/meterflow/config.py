@@ -75,6 +75,12 @@ KNOBS: dict[str, Knob] = {
             int,
             "Files one meter_ingest run takes (oldest first); the rest wait for the next run.",
         ),
+        Knob(
+            "settle_seconds",
+            10.0,
+            float,
+            "A landed file is taken once its size and mtime have not changed for this long.",
+        ),
         Knob("retention_days", 30, int, "Readings older than this are archived to S3."),
         Knob("staging_retention_days", 7, int, "Staging rows of promoted batches kept this long."),
         Knob("data_docs_dir", lambda: _var_dir() / "data_docs", Path, "GX Data Docs site."),

@@ -20,6 +20,7 @@ import io
 import logging
 import shutil
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -58,6 +59,16 @@ FAILED = "failed"
 
 class FileAlreadyLoaded(Exception):
     """The file's sha256 is already loaded (or being loaded) as another batch."""
+
+
+class FileChanged(Exception):
+    """The file changed while it was loaded (a sender still writing it): nothing is kept, the
+    file stays in landing and is loaded whole on a later try."""
+
+
+def _signature(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
 
 
 def sha256_file(path: Path) -> str:
@@ -337,8 +348,9 @@ def load_file(
         return registry.load_file(path, feed, conn_id=conn_id, landing_dir=landing, move=move)
     now = now or datetime.now(UTC)
     result = LoadResult(file=path.name, feed=feed.name)
+    signature = _signature(path)
     digest = sha256_file(path)
-    size = path.stat().st_size
+    size = signature[0]
 
     with warehouse.connect(conn_id) as conn, conn.cursor() as cur:
         try:
@@ -375,6 +387,8 @@ def load_file(
             result.rows_rejected = sum(reasons.values())
             result.rows_staged = result.rows_read - result.rows_rejected - result.rows_duplicate
             result.reasons = dict(reasons)
+            if _signature(path) != signature:
+                raise FileChanged(f"{path.name}: changed while it was being loaded; retried later")
             raw_key = None
             if upload_raw:
                 raw_key = _upload_raw(path, feed.name, now)
@@ -510,10 +524,13 @@ def _meter_limits(cur: psycopg.Cursor) -> dict[str, float]:
 
 def _transient(exc: BaseException) -> bool:
     """A fault of a service rather than of the file (the database or S3 unreachable, a
-    timeout, a full disk on the server): the same file may load on a retry."""
+    timeout, a full disk on the server), or a file still being written: the same file may
+    load on a retry."""
     from boto3.exceptions import S3UploadFailedError
     from botocore.exceptions import BotoCoreError, ClientError
 
+    if isinstance(exc, FileChanged):
+        return True
     database = (psycopg.OperationalError, psycopg.InterfaceError)
     network = (ConnectionError, TimeoutError, BotoCoreError, ClientError, S3UploadFailedError)
     return isinstance(exc, database + network)
@@ -561,15 +578,21 @@ def _move(path: Path, landing: Path, where: str, feed_name: str) -> Path:
 
 def landed_files(landing_dir: Path | None = None, limit: int | None = None) -> list[Path]:
     """Files waiting in the feed folders (not processed/, failed/, hidden or partial files),
-    oldest first, at most ``limit`` (setting ``max_files_per_run``) so a backlog drains over
-    several runs instead of exceeding Airflow's limit on mapped tasks. A file no feed takes is
-    named in the log (it stays where it is)."""
+    settled, oldest first, at most ``limit`` (setting ``max_files_per_run``) so a backlog
+    drains over several runs instead of exceeding Airflow's limit on mapped tasks.
+
+    A file is taken once complete: unchanged in size and mtime for ``settle_seconds`` (a file
+    younger than that is watched until it is that old, and left for the next run if it is
+    still growing), or renamed into the feed folder from a name no feed pattern takes (a
+    sender writing ``.name`` or ``name.part`` and renaming it when done). A file no feed takes
+    is named in the log (it stays where it is)."""
     from meterflow import feeds
 
     landing = Path(landing_dir or config.get("landing_dir"))
     limit = config.get("max_files_per_run") if limit is None else limit
+    settle = float(config.get("settle_seconds"))
     known = feeds.load_feeds()
-    found: list[tuple[float, str, Path]] = []
+    found: dict[Path, tuple[int, int]] = {}
     for path in landing.glob("*/*"):
         if not path.is_file() or path.name.startswith(".") or path.name.endswith(".error.txt"):
             continue
@@ -577,10 +600,31 @@ def landed_files(landing_dir: Path | None = None, limit: int | None = None) -> l
             log.warning("%s: no feed in feeds.yaml takes this file; it is not loaded", path)
             continue
         try:
-            found.append((path.stat().st_mtime, str(path), path))
+            found[path] = _signature(path)
         except FileNotFoundError:  # taken by another run since the listing
             continue
-    found.sort()
-    if len(found) > limit:
-        log.info("%d files waiting; this run takes the oldest %d", len(found), limit)
-    return [path for _, _, path in found[:limit]]
+    found = _settled(found, settle)
+    ordered = sorted(found, key=lambda p: (found[p][1], str(p)))
+    if len(ordered) > limit:
+        log.info("%d files waiting; this run takes the oldest %d", len(ordered), limit)
+    return ordered[:limit]
+
+
+def _settled(found: dict[Path, tuple[int, int]], settle: float) -> dict[Path, tuple[int, int]]:
+    """The files unchanged for ``settle`` seconds; waits (at most that long) for young ones."""
+    youngest = max((mtime for _, mtime in found.values()), default=0) / 1e9
+    wait = min(settle, youngest + settle - time.time())
+    if wait <= 0:
+        return found
+    time.sleep(wait)
+    out = {}
+    for path, signature in found.items():
+        try:
+            now = _signature(path)
+        except FileNotFoundError:
+            continue
+        if now == signature:
+            out[path] = signature
+        else:
+            log.info("%s: still being written; left for the next run", path)
+    return out

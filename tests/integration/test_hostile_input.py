@@ -115,3 +115,57 @@ def test_a_file_no_feed_takes_is_named_in_the_log_and_left_alone(landing, caplog
 
     assert stray.exists()
     assert f"{stray}: no feed in feeds.yaml takes this file" in caplog.text
+
+
+def test_a_file_still_being_written_is_left_for_the_next_run(landing, monkeypatch):
+    import threading
+    import time
+
+    monkeypatch.setenv("MF_SETTLE_SECONDS", "1.5")
+    done = land(landing, "done.csv", b"meter_id,timestamp,reading_kwh\n")
+    growing = land(landing, "growing.csv", b"meter_id,timestamp,reading_kwh\n")
+    stop = threading.Event()
+
+    def upload() -> None:  # a sender still copying the file in
+        while not stop.wait(0.2):
+            with growing.open("ab") as fh:
+                fh.write(b"SMR89134A,15/01/2025 12:00,0.5\n")
+
+    writer = threading.Thread(target=upload)
+    writer.start()
+    try:
+        started = time.monotonic()
+        taken = ingest.landed_files(landing)
+        waited = time.monotonic() - started
+    finally:
+        stop.set()
+        writer.join()
+
+    assert taken == [done]  # the complete file, after watching both for the settle time
+    assert waited >= 1.0
+    assert growing.exists()
+
+
+def test_a_file_changed_during_its_load_is_not_kept_and_stays_for_a_retry(
+    db, landing, bucket, monkeypatch
+):
+    from meterflow import cleansing
+
+    path = land(
+        landing, "late.csv", b"meter_id,timestamp,reading_kwh\nSMR89134A,15/01/2025 12:00,1\n"
+    )
+    real_cleanse = cleansing.Cleanser.cleanse
+
+    def cleanse_while_the_sender_appends(self, raw):
+        with path.open("ab") as fh:  # the rest of the upload arrives mid-load
+            fh.write(b"SMR89134A,15/01/2025 12:30,2\n")
+        return real_cleanse(self, raw)
+
+    monkeypatch.setattr(cleansing.Cleanser, "cleanse", cleanse_while_the_sender_appends)
+
+    with pytest.raises(ingest.FileChanged):
+        ingest.load_file(path, landing_dir=landing, now=NOW)
+
+    assert path.exists()
+    assert db.execute("SELECT count(*) FROM audit.load_batch").fetchone() == (0,)
+    assert db.execute("SELECT count(*) FROM staging.reading").fetchone() == (0,)
