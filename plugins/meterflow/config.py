@@ -81,6 +81,18 @@ KNOBS: dict[str, Knob] = {
             float,
             "A landed file is taken once its size and mtime have not changed for this long.",
         ),
+        Knob(
+            "max_sheet_cells",
+            20_000_000,
+            int,
+            "A workbook sheet spanning more cells (first to last) fails before it is read.",
+        ),
+        Knob(
+            "max_inflated_mb",
+            2048.0,
+            float,
+            "A workbook (a zip) that inflates to more than this fails before it is read.",
+        ),
         Knob("retention_days", 30, int, "Readings older than this are archived to S3."),
         Knob("staging_retention_days", 7, int, "Staging rows of promoted batches kept this long."),
         Knob("data_docs_dir", lambda: _var_dir() / "data_docs", Path, "GX Data Docs site."),

@@ -169,3 +169,62 @@ def test_a_file_changed_during_its_load_is_not_kept_and_stays_for_a_retry(
     assert path.exists()
     assert db.execute("SELECT count(*) FROM audit.load_batch").fetchone() == (0,)
     assert db.execute("SELECT count(*) FROM staging.reading").fetchone() == (0,)
+
+
+def test_a_tiny_workbook_claiming_a_huge_sheet_fails_before_it_is_read(db, landing, bucket):
+    # One cell at XFD1048576: the reader would ask for 1.7e10 cells and the worker would die.
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["meter_id", "timestamp", "reading_kwh"])
+    sheet.append(["SMR89134A", "15/01/2025 12:00", 1])
+    sheet["XFD1048576"] = "x"
+    path = landing / "spreadsheets" / "tiny.xlsx"
+    path.parent.mkdir(parents=True)
+    workbook.save(path)
+    assert path.stat().st_size < 10_000
+
+    with pytest.raises(readers.UnreadableFile) as exc:
+        ingest.load_file(path, landing_dir=landing, now=NOW)
+
+    assert "tiny.xlsx: xl/worksheets/sheet1.xml spans 1,048,576 rows x 16,384 columns" in str(
+        exc.value
+    )
+    assert "MF_MAX_SHEET_CELLS" in str(exc.value)
+    assert (landing / "failed" / "spreadsheets" / "tiny.xlsx.error.txt").exists()
+
+
+def test_a_workbook_that_inflates_past_the_cap_fails_naming_the_setting(db, landing, monkeypatch):
+    import zipfile
+
+    monkeypatch.setenv("MF_MAX_INFLATED_MB", "1")
+    path = landing / "spreadsheets" / "bomb.xlsx"
+    path.parent.mkdir(parents=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("xl/sharedStrings.xml", b" " * (3 << 20))  # 3 MB of blanks, ~3 KB
+
+    with pytest.raises(readers.UnreadableFile) as exc:
+        ingest.load_file(path, landing_dir=landing, now=NOW, upload_raw=False)
+
+    assert "bomb.xlsx: inflates to 3 MB, above the limit of 1 MB (setting MF_MAX_INFLATED_MB)" in (
+        str(exc.value)
+    )
+
+
+def test_a_wide_csv_is_read_in_chunks_of_cells_not_lines(tmp_path):
+    # 1,500 meter columns chunked by lines made 100k-line chunks of 150M cells (2.1 GB).
+    from meterflow import feeds
+    from meterflow.readers import tabular
+
+    meters = [f"SMR{89000 + n:05d}A" for n in range(1500)]
+    lines = ["timestamp," + ",".join(meters)]
+    lines += [f"15/01/2025 {h:02d}:00," + ",".join(["0.5"] * 1500) for h in range(20)]
+    path = tmp_path / "wide.csv"
+    path.write_text("\n".join(lines) + "\n")
+
+    chunks = list(tabular.read_csv(path, feeds.load_feeds()["spreadsheets"], chunk_rows=6000))
+
+    assert sum(len(c) for c in chunks) == 20 * 1500  # every reading
+    assert max(len(c) for c in chunks) <= 6000  # no chunk above the budget of cells
+    assert chunks[0]["row_no"].iloc[0] == 2 and chunks[-1]["row_no"].iloc[-1] == 21

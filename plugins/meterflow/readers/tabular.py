@@ -210,7 +210,7 @@ def read_csv(path: Path, feed: Feed, *, chunk_rows: int) -> Iterator[pd.DataFram
             dtype="category",
             keep_default_na=False,
             skip_blank_lines=False,
-            chunksize=chunk_rows,
+            chunksize=max(1, chunk_rows // max(1, len(layout.meters))),  # by cells, not lines
             engine="c",
         )
         for chunk in chunks:
@@ -232,12 +232,15 @@ def read_csv(path: Path, feed: Feed, *, chunk_rows: int) -> Iterator[pd.DataFram
 
 def read_workbook(path: Path, feed: Feed, *, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """Every sheet the feed selects; sheets with no header of the feed are skipped when the feed
-    takes all sheets (a notes sheet), but at least one sheet must hold readings."""
+    takes all sheets (a notes sheet), but at least one sheet must hold readings. Rows are taken
+    from each sheet a chunk at a time, never as one list of the whole sheet."""
     import logging
+    from itertools import islice
 
     from python_calamine import CalamineWorkbook
 
     log = logging.getLogger(__name__)
+    guard_workbook(path)
     try:
         workbook = CalamineWorkbook.from_path(str(path))
         names = list(workbook.sheet_names)
@@ -252,36 +255,101 @@ def read_workbook(path: Path, feed: Feed, *, chunk_rows: int) -> Iterator[pd.Dat
                 f"{path.name}: sheet {missing[0]!r} not found (sheets: {', '.join(names)})"
             )
         selected = list(feed.sheets)
-    tables: list[tuple[str, list[list[Any]], Layout]] = []
+    tables: list[tuple[str, list[list[Any]], Iterator[list[Any]], Layout]] = []
     problems: list[str] = []
     for name in selected:
         try:
-            rows = workbook.get_sheet_by_name(name).to_python(skip_empty_area=False)
+            rows = workbook.get_sheet_by_name(name).iter_rows()
+            head = list(islice(rows, HEADER_SCAN_ROWS))
         except Exception as exc:
             raise UnreadableFile(f"{path.name}: sheet {name!r} cannot be read: {exc}") from None
-        if not any(any(c not in (None, "") for c in r) for r in rows):
+        if not any(any(c not in (None, "") for c in r) for r in head):
             continue
         try:
-            tables.append((name, rows, find_layout(rows, feed, f"{path.name} sheet {name!r}")))
+            layout = find_layout(head, feed, f"{path.name} sheet {name!r}")
         except UnreadableFile as exc:
             if feed.sheets != "all":
                 raise
             problems.append(str(exc))
             log.warning("%s: skipped: %s", path.name, exc)
+            continue
+        tables.append((name, head[layout.header_index + 1 :], rows, layout))
     if not tables:
         raise UnreadableFile(problems[0] if problems else f"{path.name}: no sheet holds readings")
-    for name, rows, layout in tables:
-        width = max(len(r) for r in rows)
+    for name, first, rest, layout in tables:
+        positions = set(layout.roles.values()) | {p for p, _, _ in layout.meters}
         step = max(1, chunk_rows // max(1, len(layout.meters) or 1))
-        start = layout.header_index + 1
-        while start < len(rows):
-            block = rows[start : start + step]
-            columns = {
-                pos: [r[pos] if pos < len(r) else None for r in block]
-                for pos in set(layout.roles.values()) | {p for p, _, _ in layout.meters}
-                if pos < width
-            }
-            frame = _frame(layout, columns, start + 1, len(block), name)
+        row_no = layout.header_index + 2  # 1-based row of the first data row
+        block = first[:step]
+        first = first[step:]
+        while True:
+            block += list(islice(rest, step - len(block)))
+            if not block:
+                break
+            columns = {pos: [r[pos] if pos < len(r) else None for r in block] for pos in positions}
+            frame = _frame(layout, columns, row_no, len(block), name)
             blank = _blank(frame)
             yield frame[~blank] if blank.any() else frame
-            start += step
+            row_no += len(block)
+            block, first = first[:step], first[step:]
+
+
+_CELL_REF = re.compile(rb'<(?:\w+:)?c r="([A-Z]{1,3})([0-9]+)"')
+_ROW_REF = re.compile(rb'<(?:\w+:)?row r="([0-9]+)"')
+
+
+def guard_workbook(path: Path) -> None:
+    """Refuse a workbook whose size once inflated, or whose sheets' extent, is beyond the
+    settings ``max_inflated_mb`` and ``max_sheet_cells``, before any of it is loaded: the
+    reader holds a sheet as a dense table from its first to its last cell, so one cell at
+    XFD1048576 in a 5 KB file would ask for 1.7e10 cells and kill the worker outright."""
+    import zipfile
+
+    from meterflow import config
+
+    if not zipfile.is_zipfile(path):
+        return  # .xls/.ods: not a zip of XML sheets; calamine reads them as they are
+    cap_bytes = float(config.get("max_inflated_mb")) * 1024 * 1024
+    cap_cells = int(config.get("max_sheet_cells"))
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            inflated = sum(m.file_size for m in members)
+            if inflated > cap_bytes:
+                raise UnreadableFile(
+                    f"{path.name}: inflates to {inflated / 2**20:,.0f} MB, above the limit of "
+                    f"{cap_bytes / 2**20:,.0f} MB (setting MF_MAX_INFLATED_MB)"
+                )
+            for member in members:
+                if member.filename.startswith("xl/worksheets/") and member.filename.endswith(
+                    ".xml"
+                ):
+                    _guard_sheet(path, archive, member.filename, cap_cells)
+    except zipfile.BadZipFile as exc:
+        raise UnreadableFile(f"{path.name}: not a readable workbook: {exc}") from None
+
+
+def _guard_sheet(path: Path, archive: Any, member: str, cap_cells: int) -> None:
+    """Scan one sheet's XML for its last row and widest column (streamed, a block at a time)."""
+    last_row, widest = 0, b""
+    tail = b""
+    with archive.open(member) as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            text = tail + block
+            rows = {int(r) for r in _ROW_REF.findall(text)}
+            cells = _CELL_REF.findall(text)
+            rows.update(int(r) for r in {r for _, r in cells})
+            last_row = max(last_row, *rows) if rows else last_row
+            for letters in {c for c, _ in cells}:
+                if (len(letters), letters) > (len(widest), widest):
+                    widest = letters
+            tail = text[-64:]
+    columns = 0
+    for ch in widest:
+        columns = columns * 26 + (ch - 64)
+    cells = last_row * columns
+    if cells > cap_cells:
+        raise UnreadableFile(
+            f"{path.name}: {member} spans {last_row:,} rows x {columns:,} columns "
+            f"({cells:,} cells), above the limit of {cap_cells:,} (setting MF_MAX_SHEET_CELLS)"
+        )
