@@ -120,6 +120,12 @@ KNOBS: dict[str, Knob] = {
         Knob("stream_port", 8090, int, "Port of the stream receiver."),
         Knob("stream_token", "", str, "Bearer token of POST /meter; empty: <var>/stream/token."),
         Knob("stream_max_body_kb", 1024.0, float, "Largest request body the receiver takes."),
+        Knob(
+            "stream_max_connections",
+            1000,
+            int,
+            "Concurrent connections the receiver serves; above it a request gets 503.",
+        ),
         Knob("stream_segment_mb", 64.0, float, "A stream segment is closed at this size."),
         Knob("stream_segment_seconds", 300.0, float, "A stream segment is closed at this age."),
         Knob(

@@ -159,3 +159,56 @@ def test_the_packet_schema_is_documented(client):
     spec = client.get("/openapi.json").json()
     body = spec["paths"]["/meter"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"]["oneOf"][0]["required"] == ["id", "timestamp", "reading_kWh"]
+
+
+def test_a_segment_that_cannot_be_closed_makes_the_receiver_unhealthy_and_answers_503(tmp_path):
+    # The landing folder vanishes (an unmounted disk): closing the segment by rename fails.
+    # Before, the writer thread died, /health said 200 and every POST waited for ever.
+    import shutil
+
+    line_bytes = len(json.dumps(GOOD, separators=(",", ":"))) + 1
+    with TestClient(create_app(settings(tmp_path, segment_bytes=line_bytes))) as client:
+        shutil.rmtree(tmp_path / "landing")
+        assert client.post("/meter", json=GOOD, headers=AUTH).status_code == 200  # on disk
+        deadline = time.monotonic() + 5
+        while client.get("/health").status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+        health = client.get("/health")
+        started = time.monotonic()
+        answer = client.post("/meter", json=packet(1), headers=AUTH)
+        answered_in = time.monotonic() - started
+
+    assert health.status_code == 503
+    assert "the segment writer stopped: FileNotFoundError" in health.json()["detail"]
+    assert (answer.status_code, answer.headers["retry-after"]) == (503, "1")
+    assert answered_in < 2  # an answer, not a hang
+    kept = list((tmp_path / "open").glob("packets-*"))  # the acknowledged packet, on disk
+    assert [json.loads(line) for p in kept for line in p.read_text().splitlines()] == [GOOD]
+
+
+@pytest.mark.parametrize("token", ["", "   ", "short"])
+def test_an_empty_or_short_token_refuses_to_start(tmp_path, token):
+    with pytest.raises(ValueError, match="stream token is empty or shorter than 16"):
+        create_app(
+            Settings(landing_dir=tmp_path / "landing", open_dir=tmp_path / "open", token=token)
+        )
+
+
+def test_a_body_that_does_not_arrive_in_time_is_408_and_stores_nothing(tmp_path):
+    import asyncio
+
+    from meterflow.stream.app import Receiver
+
+    receiver = Receiver(settings(tmp_path, read_timeout=0.2))
+
+    async def slow_client():
+        yield b'{"id": "SMR89134A",'
+        await asyncio.sleep(5)  # a slow-loris client holding the connection
+        yield b'"timestamp": "2025-02-08T00:31:00Z", "reading_kWh": 5.5}'
+
+    status, body, _ = asyncio.run(receiver.post_meter(f"Bearer {TOKEN}", None, slow_client()))
+
+    assert status == 408
+    assert "not received within 0.2 s" in json.loads(body)["detail"]
+    assert receiver.metrics()["rejected_requests"] == {"timeout": 1}

@@ -74,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
             log_level=args.log_level,
             access_log=False,  # one line per request would cost more than the fsync
             backlog=2048,
+            limit_concurrency=config.get("stream_max_connections"),  # 503 above it
+            timeout_keep_alive=5,  # an idle connection is closed
             timeout_graceful_shutdown=10,
         )
     )

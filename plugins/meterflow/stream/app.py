@@ -44,6 +44,7 @@ class Settings:
     segment_seconds: float = 300.0
     fsync: bool = True  # off only for the benchmark's upper bound
     max_group: int = 0  # 1 = an fsync per request (the benchmark's baseline)
+    read_timeout: float = 10.0  # seconds for a request's body to arrive (slow clients)
 
     @classmethod
     def from_config(cls, **overrides) -> Settings:
@@ -106,10 +107,18 @@ _BEARER: Headers = (("WWW-Authenticate", 'Bearer realm="meterflow"'),)
 _RETRY: Headers = (("Retry-After", "1"),)
 
 
+MIN_TOKEN_CHARS = 16
+
+
 class Receiver:
     """The state behind the routes: settings, the segment writer and the rejection counters."""
 
     def __init__(self, settings: Settings) -> None:
+        if len(settings.token.strip()) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"the stream token is empty or shorter than {MIN_TOKEN_CHARS} characters: set "
+                f"MF_STREAM_TOKEN, or delete {token_file()} to have one generated"
+            )
         self.settings = settings
         self.writer = SegmentWriter(
             settings.landing_dir,
@@ -158,7 +167,14 @@ class Receiver:
         if not self.authorized(auth):
             return self.reject("unauthorized", 401, "missing or wrong bearer token", 1, _BEARER)
         limit = self.settings.max_body_bytes
-        body = await _read_limited(length, chunks, limit)
+        try:
+            body = await asyncio.wait_for(
+                _read_limited(length, chunks, limit), self.settings.read_timeout
+            )
+        except TimeoutError:
+            return self.reject(
+                "timeout", 408, f"request body not received within {self.settings.read_timeout} s"
+            )
         if body is None:
             return self.reject("too_large", 413, f"request body over the limit of {limit:,} bytes")
         try:

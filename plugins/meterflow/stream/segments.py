@@ -149,10 +149,12 @@ class SegmentWriter:
 
     def submit(self, data: bytes, packets: int, done: Done) -> None:
         """Queue whole lines; ``done(None)`` once they are on disk, ``done(exc)`` if not."""
-        if self.broken or self._stopping or self._thread is None:
+        if self.broken or self._stopping or self._thread is None or not self._thread.is_alive():
             done(WriterUnavailable(self.broken or "the segment writer is not running"))
             return
         self._queue.put(_Pending(data, packets, done))
+        if self.broken:  # the writer broke between the check and the put: answer, never hang
+            self._refuse_queued()
 
     def write(self, data: bytes, packets: int, timeout: float = 30.0) -> None:
         """Blocking ``submit`` (for scripts and tests)."""
@@ -187,6 +189,26 @@ class SegmentWriter:
     # -- the writer thread --------------------------------------------------------------------
 
     def _run(self) -> None:
+        """The writer loop; any fault it cannot handle marks the writer broken (health 503,
+        every queued and later request answered 503) instead of letting the thread die
+        silently with requests waiting on it for ever."""
+        try:
+            self._loop()
+        except BaseException as exc:  # the thread must not end with requests left waiting
+            self.broken = f"the segment writer stopped: {type(exc).__name__}: {exc}"
+            log.critical(self.broken)
+            self._refuse_queued()
+
+    def _refuse_queued(self) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if item is not None:
+                item.done(WriterUnavailable(self.broken or "the segment writer is not running"))
+
+    def _loop(self) -> None:
         stop = False
         while not stop:
             seg = self.current
