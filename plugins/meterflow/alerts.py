@@ -81,6 +81,7 @@ def send(*, subject: str, html_body: str, to: str | None = None) -> bool:
     from airflow.providers.smtp.hooks.smtp import SmtpHook
 
     recipients = to or config.get("alert_email")
+    subject = " ".join(subject.split())  # one header line, whatever a file's name holds
     try:
         with SmtpHook(smtp_conn_id=config.get("smtp_conn_id")) as hook:
             hook.send_email_smtp(

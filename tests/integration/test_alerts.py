@@ -64,3 +64,16 @@ def test_an_alert_that_cannot_be_sent_is_logged_and_does_not_raise(monkeypatch, 
     )
     assert alerts.send(subject="x", html_body="y", to="a@b.c") is False
     assert "could not email alert" in caplog.text
+
+
+def test_an_alert_about_a_file_with_a_newline_in_its_name_still_arrives(outbox, monkeypatch):
+    # A file named "a\nBcc: x@evil.example.csv" made the subject an invalid header and the
+    # alert was dropped (logged only). The subject is one line, whatever the file's name.
+    monkeypatch.setenv("MF_ALERT_EMAIL", "owner@example.net")
+    marker = uuid.uuid4().hex
+    alerts.notify(f"batch 7 rejected: {marker}\nBcc: x@evil.example.csv", "row 3: bad")
+
+    msg = wait_for_mail(outbox, marker)
+
+    assert msg["Subject"] == f"[meterflow] batch 7 rejected: {marker} Bcc: x@evil.example.csv"
+    assert msg["Bcc"] is None
