@@ -12,7 +12,8 @@ to `processed/<feed>/`. A file that cannot be loaded for a reason of its own (un
 values PostgreSQL refuses, …) fails only its own task, at once, and goes to `failed/<feed>/`
 with a `<name>.error.txt`; a database or S3 fault leaves it in landing for the task's retries.
 A file already loaded (same sha256) is skipped. A run takes at most `MF_MAX_FILES_PER_RUN`
-files, oldest first; a file no feed takes is named in the `list_files` log.
+files, oldest first; a file no feed takes is named in the `list_files` log. Files in `failed/`
+older than `MF_FAILED_RETENTION_DAYS` move to S3 under `failed/<feed>/` (`shelve_failed`).
 
 **Writes.** `staging.reading`, `audit.load_batch`, `audit.rejected_row`; emits the Asset
 `meter_staging` with `{"batch_ids": [...]}`, which starts `meter_quality`.
@@ -108,8 +109,16 @@ def meter_ingest():
         context["outlet_events"][conventions.STAGING].extra = {"batch_ids": batch_ids}
         return batch_ids
 
+    @task
+    def shelve_failed() -> int:
+        """Move files that failed over MF_FAILED_RETENTION_DAYS ago from failed/ to S3."""
+        from meterflow import ingest
+
+        return ingest.shelve_failed()
+
     files = list_files()
-    check_schema() >> wait_for_files >> files
+    check_schema() >> [wait_for_files, shelve_failed()]
+    wait_for_files >> files
     announce(load.expand(path=files))
 
 

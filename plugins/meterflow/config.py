@@ -95,6 +95,24 @@ KNOBS: dict[str, Knob] = {
         ),
         Knob("retention_days", 30, int, "Readings older than this are archived to S3."),
         Knob("staging_retention_days", 7, int, "Staging rows of promoted batches kept this long."),
+        Knob(
+            "rejected_retention_days",
+            30,
+            int,
+            "Staging rows of batches the quality gate rejected are kept this long.",
+        ),
+        Knob(
+            "reject_retention_days",
+            90,
+            int,
+            "Rejected rows (audit.rejected_row) of a landed file are kept this long.",
+        ),
+        Knob(
+            "failed_retention_days",
+            30,
+            int,
+            "Files in landing/failed/ older than this move to S3 (failed/<feed>/…) to free disk.",
+        ),
         Knob("data_docs_dir", lambda: _var_dir() / "data_docs", Path, "GX Data Docs site."),
         Knob("reports_dir", lambda: _var_dir() / "reports", Path, "Charts and report files."),
         Knob(

@@ -576,6 +576,35 @@ def _move(path: Path, landing: Path, where: str, feed_name: str) -> Path:
     return target
 
 
+def shelve_failed(landing_dir: Path | None = None, older_than_days: int | None = None) -> int:
+    """Move files that failed more than ``failed_retention_days`` ago (with their
+    ``.error.txt``) from landing/failed/ to S3 ``failed/<feed>/<yyyy>/<mm>/<dd>/<sha>-<name>``,
+    so the landing disk does not fill while nothing is lost; return how many files moved."""
+    landing = Path(landing_dir or config.get("landing_dir"))
+    days = config.get("failed_retention_days") if older_than_days is None else older_than_days
+    cutoff = time.time() - days * 86400
+    client = _s3_client(config.get("aws_conn_id"))
+    bucket = config.get("s3_bucket")
+    moved = 0
+    for path in sorted((landing / FAILED).glob("*/*")):
+        if not path.is_file() or path.name.endswith(".error.txt"):
+            continue
+        mtime = path.stat().st_mtime
+        if mtime >= cutoff:
+            continue
+        day = datetime.fromtimestamp(mtime, UTC)
+        key = f"{FAILED}/{path.parent.name}/{day:%Y/%m/%d}/{sha256_file(path)[:12]}-{path.name}"
+        error = path.with_name(path.name + ".error.txt")
+        client.upload_file(str(path), bucket, key)
+        if error.exists():
+            client.upload_file(str(error), bucket, key + ".error.txt")
+            error.unlink()
+        path.unlink()
+        moved += 1
+        log.info("%s: failed %s ago; moved to s3://%s/%s", path.name, days, bucket, key)
+    return moved
+
+
 def landed_files(landing_dir: Path | None = None, limit: int | None = None) -> list[Path]:
     """Files waiting in the feed folders (not processed/, failed/, hidden or partial files),
     settled, oldest first, at most ``limit`` (setting ``max_files_per_run``) so a backlog

@@ -616,11 +616,16 @@ def _batch(conn: psycopg.Connection, batch_id: int) -> tuple[str, str]:
     row = conn.execute(sql("batch_for_update"), {"batch_id": batch_id}).fetchone()
     if row is None:
         raise NotCheckable(f"batch {batch_id} does not exist in audit.load_batch")
-    _, _, file_name, status, _ = row
+    _, _, file_name, status, _, purged_at = row
     if status not in CHECKABLE:
         raise NotCheckable(
             f"batch {batch_id} ({file_name}) is {status}: only staged, validated or rejected "
             "batches can be validated"
+        )
+    if purged_at is not None:
+        raise NotCheckable(
+            f"batch {batch_id} ({file_name}) is {status} and its staged rows were purged on "
+            f"{purged_at:%Y-%m-%d} (retention): land the file again to load it anew"
         )
     return file_name, status
 

@@ -338,16 +338,30 @@ def promote_validated(conn: psycopg.Connection) -> tuple[list[Promotion], list[s
 
 def purge_staging(conn: psycopg.Connection, retention_days: int | None = None) -> tuple[int, int]:
     """Delete staging rows of batches promoted more than ``retention_days`` ago (default: the
-    ``staging_retention_days`` knob); return (batches, rows) purged."""
-    days = config.get("staging_retention_days") if retention_days is None else retention_days
-    if days < 0:
-        raise ValueError(f"staging_retention_days must be ≥ 0, got {days}")
+    ``staging_retention_days`` knob) or rejected more than ``rejected_retention_days`` ago, and
+    rejected rows of files landed more than ``reject_retention_days`` ago; return (batches,
+    staging rows) purged."""
+    days = {
+        "retention_days": (
+            config.get("staging_retention_days") if retention_days is None else retention_days
+        ),
+        "rejected_retention_days": config.get("rejected_retention_days"),
+        "reject_retention_days": config.get("reject_retention_days"),
+    }
+    for name, value in days.items():
+        if value < 0:
+            raise ValueError(f"{name} must be ≥ 0, got {value}")
     with conn.transaction():
-        batches, rows = conn.execute(
-            statement("purge_staging.sql"), {"retention_days": days}
-        ).fetchone()
+        batches, rows, rejected_rows = conn.execute(statement("purge_staging.sql"), days).fetchone()
     log.info(
-        "purged %s staging rows of %s batches promoted over %s days ago", f"{rows:,}", batches, days
+        "purged %s staging rows of %s batches (promoted over %s days or rejected over %s days "
+        "ago) and %s rejected rows of files landed over %s days ago",
+        f"{rows:,}",
+        batches,
+        days["retention_days"],
+        days["rejected_retention_days"],
+        f"{rejected_rows:,}",
+        days["reject_retention_days"],
     )
     return batches, rows
 

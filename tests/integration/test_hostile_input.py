@@ -228,3 +228,30 @@ def test_a_wide_csv_is_read_in_chunks_of_cells_not_lines(tmp_path):
     assert sum(len(c) for c in chunks) == 20 * 1500  # every reading
     assert max(len(c) for c in chunks) <= 6000  # no chunk above the budget of cells
     assert chunks[0]["row_no"].iloc[0] == 2 and chunks[-1]["row_no"].iloc[-1] == 21
+
+
+def test_files_that_failed_long_ago_move_to_s3_with_their_error_text(landing, bucket, s3_client):
+    import os
+
+    failed = landing / "failed" / "spreadsheets"
+    failed.mkdir(parents=True)
+    old, recent = failed / "old.csv", failed / "recent.csv"
+    for path in (old, recent):
+        path.write_bytes(b"not,a,meter,file\n")
+        path.with_name(path.name + ".error.txt").write_text(f"{path.name}: row 1: no header\n")
+    month_ago = NOW.timestamp() - 40 * 86400
+    os.utime(old, (month_ago, month_ago))
+
+    assert ingest.shelve_failed(landing, older_than_days=30) == 1
+
+    assert not old.exists() and not (failed / "old.csv.error.txt").exists()
+    assert recent.exists() and (failed / "recent.csv.error.txt").exists()
+    keys = sorted(
+        o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket, Prefix="failed/")["Contents"]
+    )
+    assert len(keys) == 2 and keys[0].endswith("-old.csv") and keys[1].endswith(".error.txt")
+    assert keys[0].startswith(
+        f"failed/spreadsheets/{datetime.fromtimestamp(month_ago, UTC):%Y/%m/%d}/"
+    )
+    body = s3_client.get_object(Bucket=bucket, Key=keys[0])["Body"].read()
+    assert body == b"not,a,meter,file\n"

@@ -340,6 +340,37 @@ def test_staging_rows_of_promoted_batches_are_purged_only_after_the_retention(db
     assert segregate.purge_staging(db, retention_days=7) == (0, 0)
 
 
+def test_a_rejected_batch_and_old_rejected_rows_are_purged_after_their_retention(db):
+    from meterflow import quality
+
+    old = _batch(db, [("SMR89134A", T0, Decimal("99"), "A")], status="rejected")
+    fresh = _batch(db, [("SMR89135A", T0, Decimal("99"), "A")], status="rejected")
+    for batch, age in ((old, "31 days"), (fresh, "1 day")):
+        db.execute(
+            "INSERT INTO audit.quality_result (batch_id, suite, success, expectations_evaluated,"
+            " expectations_failed, verdict, started_at, finished_at)"
+            " VALUES (%s, 'meter_reading', false, 1, 1, 'rejected', now() - %s::interval,"
+            " now() - %s::interval)",
+            (batch, age, age),
+        )
+        db.execute(
+            "INSERT INTO audit.rejected_row (batch_id, row_no, reason, raw) "
+            "VALUES (%s, 9, 'negative_reading', '{}')",
+            (batch,),
+        )
+    db.execute(
+        "UPDATE audit.load_batch SET started_at = now() - interval '91 days' WHERE batch_id = %s",
+        (old,),
+    )
+
+    assert segregate.purge_staging(db) == (1, 1)  # defaults: rejected 30 days, rejects 90
+
+    assert db.execute("SELECT batch_id FROM staging.reading").fetchall() == [(fresh,)]
+    assert db.execute("SELECT batch_id FROM audit.rejected_row").fetchall() == [(fresh,)]
+    with pytest.raises(quality.NotCheckable, match="staged rows were purged"):
+        quality.validate_batch(old, publish=False, alert=False)
+
+
 def test_a_batch_that_is_not_validated_is_skipped(db):
     batch = _batch(db, MIXED, status="staged")
 
