@@ -97,9 +97,13 @@ def meter_ingest():
 
     @task(trigger_rule="all_done", outlets=[conventions.STAGING])
     def announce(results: list[dict | None]) -> list[int]:
-        """Emit meter_staging with the new batch ids (skipped when nothing was staged)."""
+        """Emit meter_staging with the new batch ids (skipped when nothing was staged); send
+        the run's alerts (every file that failed) as one message."""
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from meterflow import alerts
+
+        alerts.flush()
         batch_ids = sorted(
             r["batch_id"] for r in results if r and r.get("batch_id") and not r["skipped_reason"]
         )

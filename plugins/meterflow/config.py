@@ -61,7 +61,19 @@ KNOBS: dict[str, Knob] = {
         Knob(
             "sponsor_email", "bob@btl.com", str, "Recipients of the deliverables (comma-separated)."
         ),
-        Knob("alert_email", "bob@btl.com", str, "Data owner who receives failure alerts."),
+        Knob(
+            "alert_email",
+            "",
+            str,
+            "The data team's address for alerts (comma-separated); empty: logged and listed in "
+            "audit.alert only. The sponsor receives deliverables, never alerts.",
+        ),
+        Knob(
+            "alert_max_per_hour",
+            20,
+            int,
+            "Alert emails at most per hour; the rest wait in audit.alert for the next one.",
+        ),
         Knob("local_tz", "Europe/London", str, "Zone of local times unless a feed says otherwise."),
         Knob(
             "max_kwh",

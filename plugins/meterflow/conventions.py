@@ -64,9 +64,14 @@ def on_failure(context: dict[str, Any]) -> None:
     )
     from meterflow import alerts
 
-    alerts.notify_failure(
-        dag_id=dag_id, task_id=where, run_id=run_id, exception=exc, context=context
-    )
+    alerts.task_failed(context)
+
+
+def on_success(context: dict[str, Any]) -> None:
+    """Success callback of every task: a task that had failed is resolved (one message)."""
+    from meterflow import alerts
+
+    alerts.task_succeeded(context)
 
 
 def default_args(**overrides: Any) -> dict[str, Any]:
@@ -78,6 +83,7 @@ def default_args(**overrides: Any) -> dict[str, Any]:
         "retry_exponential_backoff": 2.0,  # a multiplier in Airflow 3.3: True (=1) never grows
         "max_retry_delay": timedelta(minutes=10),
         "on_failure_callback": on_failure,
+        "on_success_callback": on_success,
     }
     args.update(overrides)
     return args

@@ -24,6 +24,7 @@ from meterflow import config
 
 CHAIN_TRIGGERS = ["meter_ingest"]  # the Assets start quality → segregate → report → deliver
 AFTER_CHAIN = ["meter_archive"]  # monthly in production; the demo shows it once by hand
+DEMO_TEAM = "data-team@localhost"  # the demo's alert address (the local SMTP server keeps it)
 
 
 class Airflow:
@@ -50,6 +51,15 @@ class Airflow:
         resp = self.http.get("/importErrors")
         resp.raise_for_status()
         return resp.json().get("import_errors", [])
+
+    def ensure_variable(self, key: str, value: str) -> str:
+        """The Variable's value; set to ``value`` first when it does not exist."""
+        resp = self.http.get(f"/variables/{key}")
+        if resp.status_code == 404:
+            self.http.post("/variables", json={"key": key, "value": value}).raise_for_status()
+            return value
+        resp.raise_for_status()
+        return resp.json()["value"]
 
     def unpause(self, dag_id: str) -> None:
         self.http.patch(f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
@@ -268,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"meterflow DAGs in Airflow: {', '.join(sorted(dags))}")
 
+    if not os.environ.get("MF_ALERT_EMAIL"):  # alerts to a local team address, never the sponsor
+        team = af.ensure_variable("mf_alert_email", DEMO_TEAM)
+        print(f"alerts go to {team} (Variable mf_alert_email); deliverables to the sponsor")
     landing = Path(config.get("landing_dir"))
     placed = _place_samples(landing)
     print(f"placed {len(placed)} sample file(s) in {landing}")

@@ -427,6 +427,7 @@ def load_file(
                 target = _move(path, landing, FAILED, feed.name)
                 target.with_name(target.name + ".error.txt").write_text(error + "\n")
             log.error("%s: not loaded: %s", path.name, error)
+            _alert_failed(feed.name, path.name, digest, error)
             if isinstance(exc, readers.UnreadableFile):
                 raise
             raise readers.UnreadableFile(error) from exc
@@ -520,6 +521,20 @@ def _meter_limits(cur: psycopg.Cursor) -> dict[str, float]:
     """Meters with their own limit per 30 minutes (a site's capacity in meter.meter)."""
     cur.execute("SELECT meter_id, capacity_kwh FROM meter.meter WHERE capacity_kwh IS NOT NULL")
     return {meter: float(limit) for meter, limit in cur.fetchall()}
+
+
+def _alert_failed(feed_name: str, name: str, digest: str, error: str) -> None:
+    """The file's incident (once per file), sent with its DAG run's other alerts."""
+    from meterflow import alerts
+
+    dag_id, run_id = alerts.current_run()
+    link = alerts.task_log_url(dag_id, run_id, "load") if dag_id and run_id else None
+    alerts.record(
+        f"file:{feed_name}/{name}:{digest[:12]}",
+        "file_failed",
+        f"{feed_name}/{name} moved to failed/: {error}",
+        link=link,
+    )
 
 
 def _transient(exc: BaseException) -> bool:

@@ -673,7 +673,13 @@ def alert_rejected(verdict: Verdict) -> None:
         "Fix the file and land it again under a new name, or re-check this batch by triggering "
         f"meter_quality with batch_id={verdict.batch_id}.",
     ]
-    alerts.notify(f"batch {verdict.batch_id} rejected: {verdict.file_name}", "\n".join(lines))
+    checks = "; ".join(f.line() for f in verdict.failures[:3])
+    alerts.notify(
+        f"batch {verdict.batch_id} ({verdict.file_name}) rejected by the quality gate: {checks}",
+        "\n".join(lines),
+        incident=f"batch:{verdict.batch_id}",
+        kind="batch_rejected",
+    )
 
 
 # --- publishing -----------------------------------------------------------------------------

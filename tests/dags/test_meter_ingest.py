@@ -80,3 +80,39 @@ def test_ingest_run_loads_good_files_fails_only_the_corrupt_one_and_announces_ba
         )
     ]
     assert _latest_staging_event() == {"batch_ids": staged_ids}
+
+
+def test_a_run_with_eight_broken_files_sends_one_alert_naming_each_and_the_next_run_none(
+    airflow_db, db, landing, bucket, outbox, monkeypatch
+):
+    import uuid
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.integration.test_alerts import settle
+
+    monkeypatch.setenv("MF_ALERT_EMAIL", "data-team@example.net")
+    tag = uuid.uuid4().hex[:8]
+    sheets = landing / "spreadsheets"
+    sheets.mkdir()
+    broken = [f"broken-{tag}-{n}.xlsx" for n in range(8)]
+    for name in broken:
+        (sheets / name).write_bytes(b"PK\x03\x04 not a workbook " + name.encode())
+    (sheets / f"good-{tag}.csv").write_text(
+        "meter_id,timestamp,reading_kWh\nSMR89134A,15/01/2025 00:00,0.25\n"
+    )
+    dag = DagBag(dag_folder=str(REPO / "dags")).get_dag("meter_ingest")
+
+    dag.test()
+    (sheets / f"later-{tag}.csv").write_text(
+        "meter_id,timestamp,reading_kWh\nSMR89134A,15/01/2025 00:30,0.5\n"
+    )
+    dag.test(run_conf={"path": f"spreadsheets/later-{tag}.csv"})  # the next run: nothing new
+
+    [alert] = settle(outbox, tag, 1)
+    assert alert["To"] == "data-team@example.net"
+    assert alert["Subject"] == "[meterflow] meter_ingest: 8 files failed"
+    body = alert.get_body(("html",)).get_content()
+    for name in broken:
+        assert body.count(f"spreadsheets/{name} moved to failed/") == 1
+    assert not list(sheets.iterdir())  # nothing stuck in landing

@@ -54,10 +54,11 @@ def _mails_mentioning(outbox: Path, text: str) -> list[str]:
 
 
 def test_quality_run_validates_the_clean_batch_rejects_the_bad_one_and_announces_only_the_clean(
-    airflow_db, db, bucket, s3_client, gx_home, outbox
+    airflow_db, db, bucket, s3_client, gx_home, outbox, monkeypatch
 ):
     from airflow.dag_processing.dagbag import DagBag
 
+    monkeypatch.setenv("MF_ALERT_EMAIL", "data-team@example.net")
     tag = uuid.uuid4().hex[:8]
     clean = stage(db, day_rows("SMR89134A"), file_name=f"clean-{tag}.csv")
     bad_rows = [
@@ -98,7 +99,8 @@ def test_quality_run_validates_the_clean_batch_rejects_the_bad_one_and_announces
         assert Path(page).name in index, f"index.html does not link batch {batch_id}'s page"
 
     (alert,) = _mails_mentioning(outbox, f"bad-{tag}.csv")
-    assert f"batch {bad} rejected" in alert and "kwh_range" in alert
+    assert f"batch {bad} (bad-{tag}.csv) rejected by the quality gate" in alert
+    assert "kwh_range" in alert
     assert _mails_mentioning(outbox, f"clean-{tag}.csv") == []
 
 
