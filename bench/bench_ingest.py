@@ -89,6 +89,7 @@ def run() -> list[Result]:
             "kwh": frame["kwh"],
             "quality": "A",
             "ingested_at": datetime.now(UTC).isoformat(),
+            "channel": "E1",  # staging.reading's last column (V015 added it)
         }
     ).dropna()
     clean_csv = tmp / "clean.csv"
@@ -141,7 +142,7 @@ def run() -> list[Result]:
         cur.execute("CREATE TEMP TABLE r (LIKE staging.reading)")
         t0 = time.perf_counter()
         for rec in few.itertuples(index=False):
-            cur.execute("INSERT INTO r VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", tuple(rec))
+            cur.execute("INSERT INTO r VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", tuple(rec))
         conn.commit()
         results.append(
             Result("ingest", "row-by-row INSERT (slice)", len(few), time.perf_counter() - t0)
