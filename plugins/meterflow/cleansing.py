@@ -70,6 +70,8 @@ DAY_NS = 86_400 * 1_000_000_000
 QUALITIES = ("A", "E", "S", "F")
 MAX_AMBIGUOUS_RUN = 12  # repeated-hour rows of one series and day tried in every combination
 RAW_FIELDS = ("meter_id", "channel", "timestamp", "reading", "quality")
+REASONS = list(Reason)  # a row's reason is stored as its index here + 1; 0 is a clean row
+_REASON_NO = {r.value: i + 1 for i, r in enumerate(REASONS)}
 
 # status codes of distinct values
 OK, MISSING, BAD, NONEXISTENT, AMBIGUOUS, NEGATIVE, HIGH, UNKNOWN, OTHER_ORDER = range(9)
@@ -276,9 +278,10 @@ def parse_texts(texts: list[str], dayfirst: bool) -> _Stamps:
 class _Judged:
     """Per row of a raw frame: the verdict and the values of a clean row."""
 
-    reason: np.ndarray  # object: a Reason value, "" for a clean row
+    reason: np.ndarray  # int16: index in REASONS + 1, 0 for a clean row
     hold: np.ndarray  # bool: kept back (repeated local time; day-month order not yet known)
     meter_ids: np.ndarray
+    m_ids: np.ndarray  # the distinct meter ids (cleaned), by m_codes
     m_codes: np.ndarray
     limits: np.ndarray  # kWh limit per distinct meter (by m_codes)
     channels: np.ndarray
@@ -538,10 +541,10 @@ class Cleanser:
         import numpy as np
 
         n = len(raw)
-        reason = np.full(n, "", dtype=object)
+        reason = np.zeros(n, dtype="int16")
 
         def reject(mask: np.ndarray, code: Reason) -> None:
-            reason[mask & (reason == "")] = code.value
+            reason[mask & (reason == 0)] = _REASON_NO[code.value]
 
         problems = np.full(n, None, dtype=object)
         if "problem" in raw:
@@ -570,7 +573,7 @@ class Cleanser:
         reject(row_t_status == MISSING, Reason.MISSING_TIMESTAMP)
         reject(row_t_status == BAD, Reason.UNPARSEABLE_TIMESTAMP)
         reject(row_t_status == OTHER_ORDER, Reason.MIXED_TIMESTAMP_FORMATS)
-        both_ways = (row_dm == DM_BOTH) & (reason == "")
+        both_ways = (row_dm == DM_BOTH) & (reason == 0)
         hold = np.zeros(n, dtype=bool)
         if both_ways.any():
             if self._order_other is not None:
@@ -580,7 +583,7 @@ class Cleanser:
         reject(row_t_status == NONEXISTENT, Reason.NONEXISTENT_LOCAL_TIME)
         summer = stamps = _per_row(t_dst, t_codes, 0)
         winter = _per_row(t_std, t_codes, 0)
-        repeated = (row_t_status == AMBIGUOUS) & (reason == "")
+        repeated = (row_t_status == AMBIGUOUS) & (reason == 0)
         if choice is None:
             hold |= repeated
         else:
@@ -614,6 +617,7 @@ class Cleanser:
             reason=reason,
             hold=hold,
             meter_ids=meter_ids,
+            m_ids=m_ids,
             m_codes=m_codes,
             limits=limit,
             channels=channels,
@@ -642,8 +646,8 @@ class Cleanser:
         """(clean rows, rejects) of the rows not held; held rows are kept for later."""
         import pandas as pd
 
-        good = (judged.reason == "") & ~judged.hold
-        bad = (judged.reason != "") & ~judged.hold
+        good = (judged.reason == 0) & ~judged.hold
+        bad = (judged.reason != 0) & ~judged.hold
         if judged.hold.any():
             held = raw[judged.hold]
             repeated = judged.repeated[judged.hold]
@@ -768,8 +772,11 @@ class Cleanser:
     # --- rejects, built in bulk ------------------------------------------------------------------
 
     def _rejects(self, raw: pd.DataFrame, bad: np.ndarray, judged: _Judged) -> pd.DataFrame:
-        """The rejected rows with a message naming the problem and their raw values as JSON;
-        per distinct value, never per row, in Python."""
+        """The rejected rows with a message naming the problem and their raw values as JSON.
+
+        Built per distinct value, never per row, in Python: messages per (reason, value),
+        JSON fragments per value, joined row by row by pyarrow; text columns are pyarrow-backed
+        so that the loader writes them for COPY without converting them again."""
         import numpy as np
         import pandas as pd
         import pyarrow as pa
@@ -778,27 +785,21 @@ class Cleanser:
         rows = raw[bad]
         n = len(rows)
         reason = judged.reason[bad]
-        fields = {}
-        for name in RAW_FIELDS:
-            codes, uniques = _factorize(rows[name])
-            fields[name] = (codes, uniques)
-        detail = np.full(n, "", dtype=object)
+        fields = {name: _factorize(rows[name]) for name in RAW_FIELDS}
         stamps, kwh = judged.stamps[bad], judged.kwh[bad]
         limits = _per_row(judged.limits, judged.m_codes, self.max_kwh)[bad]
         problems = judged.problems[bad]
         has_problem = pd.notna(problems) if n else np.zeros(0, dtype=bool)
-        for code in pd.unique(reason[~has_problem]):
-            mask = (reason == code) & ~has_problem
-            detail[mask] = self._details(Reason(code), mask, fields, stamps, kwh, limits)
+        detail = np.empty(n, dtype=object)
+        for number in np.unique(reason[~has_problem]).tolist():
+            mask = (reason == number) & ~has_problem
+            detail[mask] = self._details(REASONS[number - 1], mask, fields, stamps, kwh, limits)
         detail[has_problem] = problems[has_problem]  # the reader's own message
         parts: list[Any] = []
         for k, name in enumerate(RAW_FIELDS):
             codes, uniques = fields[name]
-            texts = [json.dumps(_show(u), ensure_ascii=False) for u in uniques] + ["null"]
-            dictionary = pa.array(texts, type=pa.string())
-            indices = np.where(codes < 0, len(uniques), codes).astype("int32")
             parts.append(f', "{name}": ' if k else f'{{"{name}": ')
-            parts.append(pa.DictionaryArray.from_arrays(indices, dictionary).dictionary_decode())
+            parts.append(_decoded(np.where(codes < 0, len(uniques), codes), _json_texts(uniques)))
         parts.append("}")
         raw_json = pc.binary_join_element_wise(*parts, "")
         if has_problem.any():  # the reader's message first, as "line"
@@ -810,14 +811,17 @@ class Cleanser:
                 '{"line": ', line, ", ", pc.utf8_slice_codeunits(raw_json, 1), ""
             )
             raw_json = pc.if_else(pa.array(has_problem), with_line, raw_json)
-        meter_ids = judged.meter_ids[bad]
+        m_ids = [m if isinstance(m, str) else None for m in judged.m_ids]
+        l_codes, l_uniques = _factorize(rows["location"])
         return pd.DataFrame(
             {
                 "row_no": rows["row_no"].to_numpy(dtype="int64"),
-                "location": rows["location"].to_numpy(dtype=object),
-                "meter_id": _strings_or_none(meter_ids),
-                "reason": reason,
-                "detail": detail,
+                "location": _arrow_text(l_codes, [str(u) for u in l_uniques]),
+                "meter_id": _arrow_text(judged.m_codes[bad], m_ids),
+                "reason": pd.Categorical.from_codes(
+                    reason.astype("int64") - 1, categories=[r.value for r in REASONS]
+                ).remove_unused_categories(),
+                "detail": pd.arrays.ArrowExtensionArray(pa.array(detail, type=pa.string())),
                 "raw": pd.arrays.ArrowExtensionArray(raw_json),
             },
             columns=REJECT_COLUMNS,
@@ -940,23 +944,23 @@ class Cleanser:
 
 
 def _problems(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(reason code or "", message or None) per row of a reader's ``problem`` column."""
+    """(reason number or 0, message or None) per row of a reader's ``problem`` column."""
     import numpy as np
 
     codes, uniques = _factorize(values)
     known = {r.value for r in Reason}
-    reasons = np.empty(len(uniques), dtype=object)
+    reasons = np.zeros(len(uniques), dtype="int16")
     messages = np.empty(len(uniques), dtype=object)
     for i, value in enumerate(uniques):
         text = str(value).strip()
         head, sep, tail = text.partition(":")
         if head.strip() in known:
-            reasons[i] = head.strip()
+            reasons[i] = _REASON_NO[head.strip()]
             messages[i] = tail.strip() if sep and tail.strip() else head.strip()
         else:
-            reasons[i] = Reason.MALFORMED_RECORD.value
+            reasons[i] = _REASON_NO[Reason.MALFORMED_RECORD.value]
             messages[i] = text
-    return _per_row(reasons, codes, ""), _per_row(messages, codes, None)
+    return _per_row(reasons, codes, 0), _per_row(messages, codes, None)
 
 
 def _by_value(codes: np.ndarray, uniques: np.ndarray, message) -> np.ndarray:
@@ -990,14 +994,52 @@ def _join(parts: list) -> np.ndarray:
     return np.asarray(pc.binary_join_element_wise(*arrays, "").to_pylist(), dtype=object)
 
 
-def _strings_or_none(values: np.ndarray) -> np.ndarray:
-    """The values that are text, None for the rest (a missing meter id)."""
+def _decoded(codes: np.ndarray, texts: list) -> Any:
+    """pyarrow strings ``texts[code]`` per row (C++ take, no Python per row)."""
+    import pyarrow as pa
+
+    dictionary = pa.array(texts, type=pa.string())
+    return pa.DictionaryArray.from_arrays(
+        pa.array(codes, type=pa.int32()), dictionary
+    ).dictionary_decode()
+
+
+def _arrow_text(codes: np.ndarray, texts: list) -> Any:
+    """A pandas text column (pyarrow-backed) of ``texts[code]``; code -1 or a None text is null."""
     import numpy as np
     import pandas as pd
 
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    keep = np.asarray([u if isinstance(u, str) else None for u in uniques] + [None], dtype=object)
-    return keep[codes]
+    null = np.asarray([t is None for t in texts] + [True])
+    safe = np.where(codes < 0, len(texts), codes)
+    values = _decoded(safe, [t or "" for t in texts] + [""])
+    if null[safe].any():
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        values = pc.if_else(pa.array(null[safe]), pa.scalar(None, pa.string()), values)
+    return pd.arrays.ArrowExtensionArray(values)
+
+
+def _json_texts(uniques: np.ndarray) -> list[str]:
+    """JSON of each distinct raw value (as ``_show`` gives it), then "null" for a missing one.
+    Plain strings are escaped by pyarrow in bulk; others (numbers, dates) one by one."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out: list[str | None] = [None] * len(uniques)
+    plain = [i for i, u in enumerate(uniques) if type(u) is str and u.strip()]
+    if plain:
+        arr = pa.array([uniques[i] for i in plain], type=pa.string())
+        special = pc.match_substring_regex(arr, r"[\x00-\x1f]").to_pylist()
+        escaped = pc.replace_substring(pc.replace_substring(arr, "\\", "\\\\"), '"', '\\"')
+        quoted = pc.binary_join_element_wise('"', escaped, '"', "").to_pylist()
+        for i, text, odd in zip(plain, quoted, special, strict=True):
+            if not odd:
+                out[i] = text
+    for i, text in enumerate(out):
+        if text is None:  # numbers, dates, blanks, control characters
+            out[i] = json.dumps(_show(uniques[i]), ensure_ascii=False)
+    return [*out, "null"]
 
 
 def _show(value: Any) -> Any:

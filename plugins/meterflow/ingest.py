@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, TypeVar
 import psycopg
 
 from meterflow import config, warehouse
-from meterflow.models import BatchStatus, LoadResult, Reason
+from meterflow.models import REJECT_COLUMNS, BatchStatus, LoadResult, Reason
 
 if TYPE_CHECKING:
     import numpy as np
@@ -123,22 +123,17 @@ def _clean_to_csv(clean: pd.DataFrame, batch_id: int, ingested_at: str) -> bytes
 
 def _rejects_to_csv(rejects: pd.DataFrame, batch_id: int) -> bytes:
     """The rejects as COPY CSV for audit.rejected_row, built like staging's (a file whose every
-    row is rejected must not load slower than one whose rows are staged)."""
+    row is rejected must not load much slower than one whose rows are staged)."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    n = len(rejects)
-    zeros = np.zeros(n, dtype="int32")
+    zeros = np.zeros(len(rejects), dtype="int32")
     table = pa.table(
         {
             "batch_id": pa.DictionaryArray.from_arrays(zeros, pa.array([str(batch_id)])),
             "row_no": pa.array(rejects["row_no"].to_numpy(dtype="int64")),
-            "location": _dict_or_null(rejects["location"].to_numpy(dtype=object)),
-            "meter_id": _dict_or_null(rejects["meter_id"].to_numpy(dtype=object)),
-            "reason": _dict_or_null(rejects["reason"].to_numpy(dtype=object)),
-            "detail": _text_array(rejects["detail"]),
-            "raw": _text_array(rejects["raw"]),
+            **{col: _text_array(rejects[col]) for col in REJECT_COLUMNS[1:]},
         }
     )
     buf = io.BytesIO()
@@ -146,25 +141,24 @@ def _rejects_to_csv(rejects: pd.DataFrame, batch_id: int) -> bytes:
     return buf.getvalue()
 
 
-def _dict_or_null(values: np.ndarray):
-    """A dictionary-encoded text column; None/NaN become NULL (an unquoted empty field)."""
+def _text_array(series: pd.Series):
+    """A text column as pyarrow strings for COPY; None/NaN become NULL (an unquoted empty
+    field). Zero-copy for pyarrow-backed columns, codes and categories for categorical ones."""
     import pandas as pd
     import pyarrow as pa
 
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    return pa.DictionaryArray.from_arrays(
-        pa.array(codes.astype("int32"), mask=codes < 0), pa.array([str(u) for u in uniques])
-    )
-
-
-def _text_array(series: pd.Series):
-    """A text column as pyarrow strings (zero-copy when it is pyarrow-backed already)."""
-    import pyarrow as pa
-
     values = series.array
-    if hasattr(values, "__arrow_array__"):
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        codes = series.cat.codes.to_numpy(dtype="int32")
+        categories = [str(c) for c in series.cat.categories]
+    elif hasattr(values, "__arrow_array__"):
         return pa.array(values, type=pa.string())
-    return pa.array(series.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    else:
+        codes, uniques = pd.factorize(series.to_numpy(dtype=object), use_na_sentinel=True)
+        codes, categories = codes.astype("int32"), [str(u) for u in uniques]
+    return pa.DictionaryArray.from_arrays(
+        pa.array(codes, mask=codes < 0), pa.array(categories, type=pa.string())
+    )
 
 
 def _copy(cur: psycopg.Cursor, statement: str, data: bytes) -> None:
@@ -382,7 +376,7 @@ def load_file(
                     tracker.add(clean)
                 if len(rejects):
                     _copy(cur, REJECT_COPY, rejects_csv)
-                    reasons.update(rejects["reason"].value_counts().to_dict())
+                    reasons.update({k: v for k, v in rejects["reason"].value_counts().items() if v})
             exact, conflicts = tracker.resolve()
             dropped, conflicting = _apply_duplicates(cur, batch_id, exact, conflicts)
             if conflicting:
