@@ -7,6 +7,9 @@
 - XLSX: ``load_file`` on a wide workbook (a timestamp column plus 21 meter columns) against
   ``pandas.read_excel(engine="openpyxl")`` + unpivot + ``to_sql`` of the same workbook.
 
+- CSV, every row rejected: the same long CSV with meter ids the feed's pattern refuses, against
+  the CSV load above (issue 27: its rows/s ≥ 0.5× the staged load's).
+
 Sizes: MF_BENCH_INGEST_ROWS (default 2,000,000), MF_BENCH_XLSX_SLOTS (default 8,000 rows ×
 21 meters). Targets (issue 3): CSV ≥ 50% of raw COPY; XLSX ≥ 5× read_excel+to_sql.
 """
@@ -89,6 +92,7 @@ def run() -> list[Result]:
             "kwh": frame["kwh"],
             "quality": "A",
             "ingested_at": datetime.now(UTC).isoformat(),
+            "channel": "E1",  # staging.reading's last column (V015 added it)
         }
     ).dropna()
     clean_csv = tmp / "clean.csv"
@@ -122,7 +126,32 @@ def run() -> list[Result]:
             "raw COPY",
             (rows / csv_s) / (n_clean / copy_s),
             note=f"staged {res.rows_staged:,}, rejected {res.rows_rejected:,} "
-            "(nonexistent local times of spring clock changes)",
+            "(spring clock changes' nonexistent local times; autumn's repeated hour, listed "
+            "once per meter, cannot be told summer or winter time: ambiguous_local_time)",
+        )
+    )
+
+    # The same file with every row rejected (meter ids that do not match the feed's pattern):
+    # a misconfigured feed must not load much slower than a good one (issue 27: >= 0.5x).
+    bad = tmp / "all-rejected.csv"
+    text = landed.read_text()
+    bad.write_text(text.replace("SMR", "XMR"))
+    target = landing / "spreadsheets" / bad.name
+    shutil.copy(bad, target)
+    _reset(url)
+    t0 = time.perf_counter()
+    res = ingest.load_file(target, landing_dir=landing)
+    bad_s = time.perf_counter() - t0
+    assert res.rows_read == rows and res.rows_rejected == rows and res.balanced, res
+    results.append(
+        Result(
+            "ingest",
+            "meterflow CSV, every row rejected",
+            rows,
+            bad_s,
+            "meterflow CSV",
+            (rows / bad_s) / (rows / csv_s),
+            note="malformed_meter_id on every row; rejects with message and raw JSON, by COPY",
         )
     )
 
@@ -141,7 +170,7 @@ def run() -> list[Result]:
         cur.execute("CREATE TEMP TABLE r (LIKE staging.reading)")
         t0 = time.perf_counter()
         for rec in few.itertuples(index=False):
-            cur.execute("INSERT INTO r VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", tuple(rec))
+            cur.execute("INSERT INTO r VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)", tuple(rec))
         conn.commit()
         results.append(
             Result("ingest", "row-by-row INSERT (slice)", len(few), time.perf_counter() - t0)

@@ -5,20 +5,45 @@ the feed's default where the file names none), its source A/B/C, the UTC start o
 30-minute interval, kWh and a quality flag. Every raw row becomes exactly one clean row or one
 reject; duplicates across a whole file are the loader's job (they need every chunk).
 
-Checks, in this order (the first that fails is the row's reason): malformed record; meter id
-missing, malformed, of no known source; channel malformed; timestamp missing, unparseable,
-nonexistent local time (spring forward), in the future, off the 30-minute grid; reading missing,
+Checks, in this order (the first that fails is the row's reason): a problem the reader found
+(the optional ``problem`` column, below); meter id missing, malformed, of no known source;
+channel malformed; timestamp missing, unparseable, in the other day-month order
+(``mixed_timestamp_formats``), of a day-month order the file leaves in doubt
+(``ambiguous_timestamp``), nonexistent local time (spring forward), an undecidable repeated
+local time (``ambiguous_local_time``), in the future, off the 30-minute grid; reading missing,
 non-numeric, negative, implausibly high (the meter's capacity in meter.meter, else the feed's
 ``max_kwh``, else the global one); quality flag invalid.
 
-Time: an offset-less time is local to the feed's zone. An ambiguous local time (the repeated
-hour when clocks go back) is resolved by order: a meter's first row at that local time is the
-summer-time one, its second the winter-time one. A time with an explicit offset keeps it.
+Timestamps (docs/timestamps-and-channels.md): a feed's ``timestamp_format`` is authoritative
+when given. Otherwise each distinct text is classified by regular expressions run by pyarrow
+over all of them at once: year first (ISO 8601, with ``T`` or a space, seconds, fraction,
+offset or ``Z``; also 2025/02/01) is always year-month-day; a day-month form with ``/``, ``.``
+or ``-`` and the year last (15/01/2025, 15.01.25) is read in the feed's ``dayfirst`` order;
+a text with a month name (1 Feb 2025) is read by dateutil; anything else is unparseable. A
+day-month date that only the other order can read (01/15/2025 in a day-first feed) is rejected
+as ``mixed_timestamp_formats``; once a file has one, its dates that read both ways (03/04/2025)
+are rejected as ``ambiguous_timestamp``. Until a file has shown a date only the feed's order
+can read (13/01/2025), its both-ways dates are held back, so a later contradiction still
+rejects them; they are released once the file confirms the order, or at the end of the file.
+
+An offset-less time is local to the feed's zone. A repeated local time (clocks going back) is
+resolved by the order of the meter's readings in time, per (meter, channel), whatever order the
+file lists them in: such rows are held back to the end of the file (``finish``), the
+direction of each series is taken from its first and last unambiguous readings in file order,
+and the summer/winter choice is the one that keeps the series monotonic; where more than one
+choice does (a lone reading of the repeated hour), the row is rejected as
+``ambiguous_local_time``. A time with an explicit offset keeps it.
+
+A reader may set a ``problem`` column: None for a good row, else ``"<reason code>"`` or
+``"<reason code>: <message>"`` (``"malformed_record: 300 record has 47 values, expected 48"``);
+text that does not start with a reason code is a ``malformed_record`` with that text as its
+message. Such a row is rejected with that reason and message, its raw values kept beside the
+message (``raw->>'line'``).
 
 Speed: meter ids, timestamps and readings repeat a great deal (21 meters share a timestamp;
 readings have a few thousand distinct values), so each column is factorized and every
-distinct value is judged once; rows only index the results. A chunk of 250k rows costs tens of
-milliseconds plus its distinct timestamps.
+distinct value is judged once; rows only index the results. Rejects are built the same way:
+a detail message per distinct value, the raw row's JSON joined column by column by pyarrow.
 """
 
 from __future__ import annotations
@@ -26,7 +51,9 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from dataclasses import dataclass
 from datetime import datetime
+from itertools import product
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -39,11 +66,27 @@ if TYPE_CHECKING:
     from meterflow.feeds import Feed
 
 STEP_NS = 30 * 60 * 1_000_000_000
+DAY_NS = 86_400 * 1_000_000_000
 QUALITIES = ("A", "E", "S", "F")
-_OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})$", re.IGNORECASE)
+MAX_AMBIGUOUS_RUN = 12  # repeated-hour rows of one series and day tried in every combination
+RAW_FIELDS = ("meter_id", "channel", "timestamp", "reading", "quality")
+REASONS = list(Reason)  # a row's reason is stored as its index here + 1; 0 is a clean row
+_REASON_NO = {r.value: i + 1 for i, r in enumerate(REASONS)}
 
 # status codes of distinct values
-OK, MISSING, BAD, NONEXISTENT, AMBIGUOUS, NEGATIVE, HIGH, UNKNOWN = range(8)
+OK, MISSING, BAD, NONEXISTENT, AMBIGUOUS, NEGATIVE, HIGH, UNKNOWN, OTHER_ORDER = range(9)
+# day-month class of a distinct timestamp: none, reads both ways, only the feed's, only the other
+DM_NONE, DM_BOTH, DM_FEED, DM_OTHER = range(4)
+
+_TIME = (
+    r"(?:(?:T|\s+)(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:[.,](?P<f>\d{1,9}))?)?"
+    r"\s*(?P<p>[AP]M)?)?\s*(?P<z>Z|UTC|[+-]\d{2}(?::?\d{2})?)?\s*$"
+)
+ISO_RE = r"(?i)^\s*(?P<y>\d{4})(?P<s1>[-/.])(?P<m>\d{1,2})(?P<s2>[-/.])(?P<d>\d{1,2})" + _TIME
+DAY_MONTH_RE = (
+    r"(?i)^\s*(?P<a>\d{1,2})(?P<s1>[-/.])(?P<b>\d{1,2})(?P<s2>[-/.])(?P<y>\d{4}|\d{2})" + _TIME
+)
+_MONTH_NAME = re.compile(r"[A-Za-z]{3}")
 
 
 def _missing(value: Any) -> bool:
@@ -84,9 +127,179 @@ def _per_row(per_value: np.ndarray, codes: np.ndarray, missing: Any) -> np.ndarr
     return extended[codes]
 
 
+# --- timestamp texts, classified by regular expressions over all distinct values at once ------
+
+
+def _ints(field: Any, default: int) -> np.ndarray:
+    """An extracted group (pyarrow strings) as int64; an empty (absent) group is ``default``."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    filled = pc.if_else(pc.equal(field, ""), str(default), field)
+    return np.asarray(pc.cast(filled, pa.int64()).to_numpy(zero_copy_only=False), dtype="int64")
+
+
+def _wall_ns(y, mo, d, hour, minute, sec, frac) -> tuple[np.ndarray, np.ndarray]:
+    """(valid, nanoseconds since 1970-01-01 of the wall-clock time) from date/time parts."""
+    import numpy as np
+
+    ok = (mo >= 1) & (mo <= 12) & (d >= 1) & (y >= 1900) & (y <= 2200)
+    ok &= (hour <= 23) & (minute <= 59) & (sec <= 59)
+    month = np.where(ok, (y - 1970) * 12 + mo - 1, 0).astype("datetime64[M]")
+    first = month.astype("datetime64[D]")
+    month_days = ((month + 1).astype("datetime64[D]") - first).astype("int64")
+    ok &= d <= month_days
+    days = first.astype("int64") + d - 1
+    ns = days * DAY_NS + hour * 3_600_000_000_000 + minute * 60_000_000_000 + sec * 10**9 + frac
+    return ok, np.where(ok, ns, 0)
+
+
+def _time_parts(m: Any) -> tuple[np.ndarray, ...]:
+    """(valid, hour, minute, second, fraction ns, offset minutes, has offset) of the matches."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    hour, minute, sec = _ints(m.field("H"), 0), _ints(m.field("M"), 0), _ints(m.field("S"), 0)
+    frac = _ints(pc.utf8_rpad(m.field("f"), 9, "0"), 0)
+    ampm = np.asarray(pc.utf8_upper(m.field("p")).to_numpy(zero_copy_only=False), dtype=object)
+    has_p = ampm != ""
+    ok = ~has_p | ((hour >= 1) & (hour <= 12))
+    hour = np.where(has_p & (ampm == "AM") & (hour == 12), 0, hour)
+    hour = np.where(has_p & (ampm == "PM") & (hour < 12), hour + 12, hour)
+    zone = pc.utf8_upper(pc.replace_substring(m.field("z"), ":", ""))
+    has_z = np.asarray(pc.not_equal(zone, "").to_numpy(zero_copy_only=False), dtype=bool)
+    numeric = pc.if_else(pc.match_substring_regex(zone, r"^[+-]"), zone, "+0000")
+    sign = np.where(
+        np.asarray(pc.utf8_slice_codeunits(numeric, 0, 1).to_numpy(zero_copy_only=False)) == "-",
+        -1,
+        1,
+    )
+    hours = _ints(pc.utf8_slice_codeunits(numeric, 1, 3), 0)
+    offset = sign * (hours * 60 + _ints(pc.utf8_slice_codeunits(numeric, 3, 5), 0))
+    return ok, hour, minute, sec, frac, offset, has_z
+
+
+@dataclass
+class _Stamps:
+    """Per distinct text: status, nanoseconds (UTC if aware, else wall clock), aware?, dm class."""
+
+    status: np.ndarray
+    ns: np.ndarray
+    aware: np.ndarray
+    dm: np.ndarray
+
+
+def parse_texts(texts: list[str], dayfirst: bool) -> _Stamps:
+    """Classify and parse timestamp texts (see the module doc); vectorised with pyarrow."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(texts)
+    out = _Stamps(
+        np.full(n, BAD, dtype="int8"),
+        np.zeros(n, dtype="int64"),
+        np.zeros(n, dtype=bool),
+        np.full(n, DM_NONE, dtype="int8"),
+    )
+    if not n:
+        return out
+    arr = pa.array(texts, type=pa.string())
+    matched = np.zeros(n, dtype=bool)
+    iso = pc.extract_regex(arr, ISO_RE)
+    hit = np.asarray(iso.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    same_sep = np.asarray(
+        pc.equal(iso.field("s1"), iso.field("s2")).to_numpy(zero_copy_only=False), dtype=bool
+    )
+    if hit.any():
+        t_ok, hour, minute, sec, frac, offset, has_z = _time_parts(iso)
+        ok, ns = _wall_ns(
+            _ints(iso.field("y"), 0),
+            _ints(iso.field("m"), 0),
+            _ints(iso.field("d"), 0),
+            hour,
+            minute,
+            sec,
+            frac,
+        )
+        ok &= t_ok & same_sep & hit
+        out.status[ok] = OK
+        out.ns[ok] = ns[ok] - offset[ok] * 60_000_000_000 * has_z[ok]
+        out.aware[ok] = has_z[ok]
+        matched |= hit
+    dm = pc.extract_regex(arr, DAY_MONTH_RE)
+    hit = np.asarray(dm.is_valid().to_numpy(zero_copy_only=False), dtype=bool) & ~matched
+    if hit.any():
+        same_sep = np.asarray(
+            pc.equal(dm.field("s1"), dm.field("s2")).to_numpy(zero_copy_only=False), dtype=bool
+        )
+        t_ok, hour, minute, sec, frac, offset, has_z = _time_parts(dm)
+        a, b, y = _ints(dm.field("a"), 0), _ints(dm.field("b"), 0), _ints(dm.field("y"), 0)
+        y = np.where(y < 100, y + 2000, y)  # 15/01/25 is 2025
+        day, month = (a, b) if dayfirst else (b, a)
+        feed_ok, feed_ns = _wall_ns(y, month, day, hour, minute, sec, frac)
+        other_ok, _ = _wall_ns(y, day, month, hour, minute, sec, frac)
+        good = hit & t_ok & same_sep
+        feed_ok &= good
+        other_ok &= good
+        out.status[feed_ok] = OK
+        out.ns[feed_ok] = (feed_ns - offset * 60_000_000_000 * has_z)[feed_ok]
+        out.aware[feed_ok] = has_z[feed_ok]
+        out.dm[feed_ok & other_ok & (a != b)] = DM_BOTH
+        out.dm[feed_ok & ~other_ok] = DM_FEED
+        out.dm[~feed_ok & other_ok] = DM_OTHER
+        out.status[~feed_ok & other_ok] = OTHER_ORDER
+        matched |= hit
+    for i in np.flatnonzero(~matched):  # month names (1 Feb 2025 00:30): few, dateutil
+        if not _MONTH_NAME.search(texts[i]):
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                import pandas as pd
+
+                stamp = pd.Timestamp(pd.to_datetime(texts[i], dayfirst=dayfirst))
+        except (ValueError, TypeError, OverflowError):
+            continue
+        if stamp is pd.NaT:
+            continue
+        out.status[i] = OK
+        out.aware[i] = stamp.tzinfo is not None
+        stamp = stamp.tz_convert("UTC").tz_localize(None) if out.aware[i] else stamp
+        out.ns[i] = stamp.as_unit("ns").value
+    return out
+
+
+# --- the rows of one frame, judged ---------------------------------------------------------
+
+
+@dataclass
+class _Judged:
+    """Per row of a raw frame: the verdict and the values of a clean row."""
+
+    reason: np.ndarray  # int16: index in REASONS + 1, 0 for a clean row
+    hold: np.ndarray  # bool: kept back (repeated local time; day-month order not yet known)
+    meter_ids: np.ndarray
+    m_ids: np.ndarray  # the distinct meter ids (cleaned), by m_codes
+    m_codes: np.ndarray
+    limits: np.ndarray  # kWh limit per distinct meter (by m_codes)
+    channels: np.ndarray
+    c_codes: np.ndarray
+    sources: np.ndarray
+    stamps: np.ndarray  # UTC ns of the interval start (summer-time choice where repeated)
+    summer: np.ndarray  # UTC ns of the local time read as summer time (before marks/rounding)
+    winter: np.ndarray  # UTC ns of the winter-time choice (equal to stamps unless repeated)
+    repeated: np.ndarray  # bool: a repeated local time (clocks going back)
+    wall: np.ndarray  # wall-clock ns of the local time (groups a repeated hour by day)
+    kwh: np.ndarray
+    flags: np.ndarray
+    problems: np.ndarray  # object: the reader's message, or None
+
+
 class Cleanser:
-    """Cleanses the chunks of one file, in order (ambiguous local times are resolved by order
-    across chunks)."""
+    """Cleanses the chunks of one file, in order; ``finish()`` at the end of the file returns
+    the rows held back (repeated local times, day-month dates of an order not yet known)."""
 
     def __init__(
         self,
@@ -105,7 +318,18 @@ class Cleanser:
         self.channel_pattern = re.compile(CHANNEL_PATTERN)
         self.zone = ZoneInfo(feed.timezone)
         self.pattern = re.compile(feed.meter_id_pattern)
-        self._seen_ambiguous: dict[tuple[str, int], int] = {}
+        self._seq = 0  # rows seen: a row's place in the file, across sheets and chunks
+        self._held_dm: list[pd.DataFrame] = []  # day-month dates, order not yet known
+        self._held_repeated: list[pd.DataFrame] = []  # repeated local times, to the end
+        self._order_feed: str | None = None  # a text only the feed's day-month order reads
+        self._order_other: str | None = None  # a text only the other order reads
+        # (meter, channel) -> ((seq, UTC ns) of its first, (seq, UTC ns) of its last reading)
+        self._series: dict[tuple[str, str], list[tuple[int, int]]] = {}
+
+    @property
+    def pending(self) -> int:
+        """Rows held back, returned by a later ``cleanse`` or by ``finish``."""
+        return sum(len(f) for f in self._held_dm) + sum(len(f) for f in self._held_repeated)
 
     # --- distinct values ----------------------------------------------------------------------
 
@@ -154,10 +378,10 @@ class Cleanser:
         """The highest plausible kWh per 30 minutes of one meter."""
         return self.meter_limits.get(meter_id, self.max_kwh)
 
-    def _judge_timestamps(self, uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(status, UTC ns if summer time, UTC ns if winter time) per distinct timestamp.
-
-        The two UTC values differ only for an ambiguous local time; rows choose by order."""
+    def _judge_timestamps(self, uniques: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(status, UTC ns if summer time, UTC ns if winter time, wall-clock ns, day-month
+        class) per distinct timestamp. The two UTC values differ only for a repeated local
+        time (status AMBIGUOUS)."""
         import numpy as np
         import pandas as pd
 
@@ -165,39 +389,31 @@ class Cleanser:
         status = np.full(n, OK, dtype="int8")
         dst = np.zeros(n, dtype="int64")
         std = np.zeros(n, dtype="int64")
-        naive_pos, naive_vals, aware_pos, aware_vals, text_pos, text_vals = [], [], [], [], [], []
-
-        def keep(pos: int, stamp) -> None:
-            # a parsed timestamp goes to the aware or the naive (local time) list
-            pos_list, vals = (
-                (aware_pos, aware_vals) if stamp.tzinfo is not None else (naive_pos, naive_vals)
-            )
-            pos_list.append(pos)
-            vals.append(stamp)
+        wall = np.zeros(n, dtype="int64")
+        dm = np.full(n, DM_NONE, dtype="int8")
+        naive_pos: list[int] = []
+        naive_ns: list[int] = []
+        text_pos: list[int] = []
+        texts: list[str] = []
 
         if n and all(type(v) is datetime and v.tzinfo is None for v in uniques):
             # workbook date cells: all naive local datetimes, converted in one go below
-            naive_pos, naive_vals = list(range(n)), list(uniques)
+            naive_pos = list(range(n))
+            naive_ns = list(pd.DatetimeIndex(list(uniques)).as_unit("ns").asi8)
             uniques = ()
         for i, value in enumerate(uniques):
             if _missing(value):
                 status[i] = MISSING
             elif isinstance(value, str):
-                text = value.strip()
-                if _OFFSET.search(text):
-                    aware_pos.append(i)
-                    aware_vals.append(text)
-                else:
-                    text_pos.append(i)
-                    text_vals.append(text)
+                text_pos.append(i)
+                texts.append(value.strip())
             elif isinstance(value, (bool, np.bool_)):
                 status[i] = BAD
             elif isinstance(value, (int, float, np.integer, np.floating)):
                 # an Excel serial date (days since 1899-12-30), local time
                 try:
-                    naive_vals.append(
-                        pd.Timestamp("1899-12-30") + pd.to_timedelta(float(value), "D")
-                    )
+                    stamp = pd.Timestamp("1899-12-30") + pd.to_timedelta(float(value), "D")
+                    naive_ns.append(stamp.as_unit("ns").value)
                     naive_pos.append(i)
                 except (ValueError, OverflowError):
                     status[i] = BAD
@@ -207,23 +423,24 @@ class Cleanser:
                 except (TypeError, ValueError):
                     status[i] = BAD
                     continue
-                keep(i, stamp)
-        if text_vals:
-            parsed = self._parse_local_text(text_vals)
-            for pos, stamp in zip(text_pos, parsed, strict=True):
-                if stamp is pd.NaT or pd.isna(stamp):
-                    status[pos] = BAD
+                if stamp.tzinfo is not None:
+                    dst[i] = std[i] = stamp.tz_convert("UTC").as_unit("ns").round("s").value
                 else:
-                    keep(pos, stamp)
-        if aware_vals:
-            parsed = self._parse_aware(aware_vals)
-            for pos, stamp in zip(aware_pos, parsed, strict=True):
-                if pd.isna(stamp):
-                    status[pos] = BAD
-                else:
-                    dst[pos] = std[pos] = stamp.value
-        if naive_vals:
-            index = pd.DatetimeIndex(naive_vals).as_unit("ns").round("s")
+                    naive_pos.append(i)
+                    naive_ns.append(stamp.as_unit("ns").value)
+        if texts:
+            parsed = self._parse_texts(texts)
+            pos = np.asarray(text_pos)
+            status[pos] = parsed.status
+            dm[pos] = parsed.dm
+            good = parsed.status == OK
+            aware = good & parsed.aware
+            dst[pos[aware]] = std[pos[aware]] = parsed.ns[aware]
+            local = good & ~parsed.aware
+            naive_pos.extend(pos[local].tolist())
+            naive_ns.extend(parsed.ns[local].tolist())
+        if naive_pos:
+            index = pd.DatetimeIndex(np.asarray(naive_ns, dtype="datetime64[ns]")).round("s")
             summer = index.tz_localize(
                 self.zone, ambiguous=np.ones(len(index), bool), nonexistent="NaT"
             )
@@ -231,60 +448,41 @@ class Cleanser:
                 self.zone, ambiguous=np.zeros(len(index), bool), nonexistent="NaT"
             )
             pos = np.asarray(naive_pos)
+            wall[pos] = index.asi8
             gone = np.asarray(summer.isna())
             status[pos[gone]] = NONEXISTENT
             ok = ~gone
             dst[pos[ok]] = summer.asi8[ok]
             std[pos[ok]] = winter.asi8[ok]
-            status[pos[ok & (summer.asi8 != winter.asi8)]] = AMBIGUOUS
-        return status, dst, std
+            repeated = pos[ok & (summer.asi8 != winter.asi8)]
+            status[repeated[status[repeated] == OK]] = AMBIGUOUS
+        return status, dst, std, wall, dm
 
-    def _parse_local_text(self, texts: list[str]) -> list:
+    def _parse_texts(self, texts: list[str]) -> _Stamps:
+        """The feed's ``timestamp_format`` when it has one (authoritative), else classified."""
+        import numpy as np
         import pandas as pd
 
-        series = pd.Series(texts, dtype=object)
         fmt = self.feed.timestamp_format
+        if not fmt:
+            return parse_texts(texts, self.feed.dayfirst)
+        aware = "%z" in fmt or "%Z" in fmt
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            first = (
-                pd.to_datetime(series, format=fmt, dayfirst=self.feed.dayfirst, errors="coerce")
-                if fmt
-                else self._infer(series)
+            parsed = pd.to_datetime(
+                pd.Series(texts, dtype=object), format=fmt, errors="coerce", utc=aware
             )
-            result = list(first)
-            retry = [i for i, v in enumerate(result) if pd.isna(v)]
-            if retry:
-                for i in retry:
-                    try:
-                        result[i] = pd.to_datetime(
-                            texts[i], format="mixed", dayfirst=self.feed.dayfirst
-                        )
-                    except (ValueError, OverflowError, TypeError):
-                        result[i] = pd.NaT
-        return result
-
-    def _infer(self, series: pd.Series) -> pd.Series:
-        """Parse with the format of the first value, fast; NaT where it does not fit."""
-        import pandas as pd
-
-        try:
-            return pd.to_datetime(series, dayfirst=self.feed.dayfirst, errors="coerce")
-        except (ValueError, TypeError):
-            return pd.Series([pd.NaT] * len(series))
-
-    def _parse_aware(self, values: list) -> list:
-        import pandas as pd
-
-        out = []
-        for value in values:
-            try:
-                stamp = pd.Timestamp(value) if not isinstance(value, pd.Timestamp) else value
-                if stamp.tzinfo is None:
-                    raise ValueError("no offset")
-                out.append(stamp.tz_convert("UTC").as_unit("ns").round("s"))
-            except (ValueError, TypeError, OverflowError):
-                out.append(pd.NaT)
-        return out
+        n = len(texts)
+        good = parsed.notna().to_numpy()
+        ns = np.zeros(n, dtype="int64")
+        values = parsed.dt.tz_localize(None) if aware else parsed
+        ns[good] = values[good].astype("datetime64[ns]").to_numpy().astype("int64")
+        return _Stamps(
+            np.where(good, OK, BAD).astype("int8"),
+            ns,
+            np.full(n, aware, dtype=bool),
+            np.full(n, DM_NONE, dtype="int8"),
+        )
 
     def _judge_readings(self, uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(status, kWh) per distinct reading."""
@@ -330,22 +528,29 @@ class Cleanser:
                 status[i] = BAD
         return status, flags
 
-    # --- one chunk ----------------------------------------------------------------------------
+    # --- one frame -----------------------------------------------------------------------------
 
-    def cleanse(self, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(clean rows, rejected rows) of one raw chunk; together exactly its rows."""
+    def _judge(
+        self, raw: pd.DataFrame, *, final: bool, choice: np.ndarray | None = None
+    ) -> _Judged:
+        """Judge every row of ``raw`` (which has a ``_seq`` column).
+
+        ``final``: the end of the file (nothing more is held for its day-month order).
+        ``choice``: per row, for repeated local times: 0 summer, 1 winter, -1 undecidable;
+        None holds them back."""
         import numpy as np
-        import pandas as pd
 
-        raw = raw.reset_index(drop=True)
         n = len(raw)
-        reason = np.full(n, "", dtype=object)
+        reason = np.zeros(n, dtype="int16")
 
         def reject(mask: np.ndarray, code: Reason) -> None:
-            reason[mask & (reason == "")] = code.value
+            reason[mask & (reason == 0)] = _REASON_NO[code.value]
 
+        problems = np.full(n, None, dtype=object)
         if "problem" in raw:
-            reject(raw["problem"].notna().to_numpy(), Reason.MALFORMED_RECORD)
+            codes, messages = _problems(raw["problem"])
+            reason[:] = codes
+            problems = messages
 
         m_codes, m_uniques = _factorize(raw["meter_id"])
         m_status, m_ids, m_sources = self._judge_meters(m_uniques)
@@ -361,21 +566,29 @@ class Cleanser:
         channels = _per_row(c_names, c_codes, self.feed.channel)
 
         t_codes, t_uniques = _factorize(raw["timestamp"])
-        t_status, t_dst, t_std = self._judge_timestamps(t_uniques)
+        t_status, t_dst, t_std, t_wall, t_dm = self._judge_timestamps(t_uniques)
+        self._note_order(t_uniques, t_dm)
         row_t_status = _per_row(t_status, t_codes, MISSING)
+        row_dm = _per_row(t_dm, t_codes, DM_NONE)
         reject(row_t_status == MISSING, Reason.MISSING_TIMESTAMP)
         reject(row_t_status == BAD, Reason.UNPARSEABLE_TIMESTAMP)
+        reject(row_t_status == OTHER_ORDER, Reason.MIXED_TIMESTAMP_FORMATS)
+        both_ways = (row_dm == DM_BOTH) & (reason == 0)
+        hold = np.zeros(n, dtype=bool)
+        if both_ways.any():
+            if self._order_other is not None:
+                reject(both_ways, Reason.AMBIGUOUS_TIMESTAMP)
+            elif self._order_feed is None and not final:
+                hold |= both_ways
         reject(row_t_status == NONEXISTENT, Reason.NONEXISTENT_LOCAL_TIME)
-        stamps = _per_row(t_dst, t_codes, 0)
-        ambiguous = np.flatnonzero((row_t_status == AMBIGUOUS) & (reason == ""))
-        if len(ambiguous):
-            winter = _per_row(t_std, t_codes, 0)
-            for i in ambiguous:  # few rows: two local hours a year per meter
-                key = (meter_ids[i], int(t_dst[t_codes[i]]))
-                seen = self._seen_ambiguous.get(key, 0)
-                self._seen_ambiguous[key] = seen + 1
-                if seen:
-                    stamps[i] = winter[i]
+        summer = stamps = _per_row(t_dst, t_codes, 0)
+        winter = _per_row(t_std, t_codes, 0)
+        repeated = (row_t_status == AMBIGUOUS) & (reason == 0)
+        if choice is None:
+            hold |= repeated
+        else:
+            reject(repeated & (choice < 0), Reason.AMBIGUOUS_LOCAL_TIME)
+            stamps = np.where(repeated & (choice == 1), winter, stamps)
         if self.feed.timestamp_rounding == "floor":
             stamps = stamps // STEP_NS * STEP_NS
         if self.feed.timestamp_marks == "end":
@@ -400,98 +613,433 @@ class Cleanser:
         q_status, q_flags = self._judge_qualities(q_uniques)
         default_ok = OK if self.feed.default_quality in QUALITIES else BAD
         reject(_per_row(q_status, q_codes, default_ok) == BAD, Reason.INVALID_QUALITY)
+        return _Judged(
+            reason=reason,
+            hold=hold,
+            meter_ids=meter_ids,
+            m_ids=m_ids,
+            m_codes=m_codes,
+            limits=limit,
+            channels=channels,
+            c_codes=c_codes,
+            sources=_per_row(m_sources, m_codes, None),
+            stamps=stamps,
+            summer=summer,
+            winter=winter,
+            repeated=repeated,
+            wall=_per_row(t_wall, t_codes, 0),
+            kwh=kwh,
+            flags=_per_row(q_flags, q_codes, self.feed.default_quality),
+            problems=problems,
+        )
 
-        good = reason == ""
+    def _note_order(self, uniques: np.ndarray, dm: np.ndarray) -> None:
+        """Remember the first text of the file that only one day-month order reads."""
+        import numpy as np
+
+        if self._order_feed is None and (found := np.flatnonzero(dm == DM_FEED)).size:
+            self._order_feed = str(uniques[found[0]]).strip()
+        if self._order_other is None and (found := np.flatnonzero(dm == DM_OTHER)).size:
+            self._order_other = str(uniques[found[0]]).strip()
+
+    def _emit(self, raw: pd.DataFrame, judged: _Judged) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(clean rows, rejects) of the rows not held; held rows are kept for later."""
+        import pandas as pd
+
+        good = (judged.reason == 0) & ~judged.hold
+        bad = (judged.reason != 0) & ~judged.hold
+        if judged.hold.any():
+            held = raw[judged.hold]
+            repeated = judged.repeated[judged.hold]
+            if repeated.any():
+                self._held_repeated.append(held[repeated])
+            if (~repeated).any():
+                self._held_dm.append(held[~repeated])
+        self._track(raw["_seq"].to_numpy()[good], judged, good)
         clean = pd.DataFrame(
             {
                 "row_no": raw["row_no"].to_numpy(dtype="int64")[good],
-                "meter_id": meter_ids[good],
-                "channel": channels[good],
-                "source": _per_row(m_sources, m_codes, None)[good],
-                "interval_start": pd.to_datetime(stamps[good], unit="ns", utc=True),
-                "kwh": kwh[good],
-                "quality": _per_row(q_flags, q_codes, self.feed.default_quality)[good],
+                "meter_id": judged.meter_ids[good],
+                "channel": judged.channels[good],
+                "source": judged.sources[good],
+                "interval_start": pd.to_datetime(judged.stamps[good], unit="ns", utc=True),
+                "kwh": judged.kwh[good],
+                "quality": judged.flags[good],
             },
             columns=CLEAN_COLUMNS,
         )
-        rejects = self._rejects(raw, ~good, reason, meter_ids, stamps, kwh)
-        return clean, rejects
+        return clean, self._rejects(raw, bad, judged)
 
-    def _rejects(self, raw, bad, reason, meter_ids, stamps, kwh) -> pd.DataFrame:
+    def _track(self, seq: np.ndarray, judged: _Judged, good: np.ndarray) -> None:
+        """Keep each series' first and last reading in file order (its direction in time)."""
+        import numpy as np
+
+        if not len(seq):
+            return
+        key = judged.m_codes[good] * (int(judged.c_codes.max(initial=0)) + 2) + (
+            judged.c_codes[good] + 1
+        )
+        _, first = np.unique(key, return_index=True)
+        _, last = np.unique(key[::-1], return_index=True)
+        last = len(key) - 1 - last
+        meters, channels = judged.meter_ids[good], judged.channels[good]
+        stamps = judged.stamps[good]
+        for i, j in zip(first.tolist(), last.tolist(), strict=True):
+            name = (meters[i], channels[i])
+            known = self._series.get(name)
+            if known is None:
+                self._series[name] = [(int(seq[i]), int(stamps[i])), (int(seq[j]), int(stamps[j]))]
+                continue
+            if seq[i] < known[0][0]:
+                known[0] = (int(seq[i]), int(stamps[i]))
+            if seq[j] > known[1][0]:
+                known[1] = (int(seq[j]), int(stamps[j]))
+
+    def cleanse(self, raw: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(clean rows, rejected rows) of one raw chunk, plus held rows of earlier chunks now
+        decided; rows held back are counted by ``pending`` (and come out later)."""
+        import numpy as np
         import pandas as pd
 
+        raw = raw.reset_index(drop=True)
+        raw["_seq"] = np.arange(self._seq, self._seq + len(raw), dtype="int64")
+        self._seq += len(raw)
+        clean, rejects = self._emit(raw, self._judge(raw, final=False))
+        decided = self._order_feed is not None or self._order_other is not None
+        if decided and self._held_dm:
+            held = pd.concat(self._held_dm, ignore_index=True)
+            self._held_dm = []
+            more_clean, more_rejects = self._emit(held, self._judge(held, final=False))
+            clean = pd.concat([more_clean, clean], ignore_index=True)
+            rejects = pd.concat([more_rejects, rejects], ignore_index=True)
+        return clean, rejects
+
+    def finish(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(clean rows, rejects) of every row still held, at the end of the file: day-month
+        dates in the feed's order unless the file contradicted it, repeated local times
+        resolved by the order of each series in time."""
+        import pandas as pd
+
+        frames = self._held_dm + self._held_repeated
+        self._held_dm, self._held_repeated = [], []
+        if not frames:
+            return pd.DataFrame(columns=CLEAN_COLUMNS), pd.DataFrame(columns=REJECT_COLUMNS)
+        held = pd.concat(frames, ignore_index=True).sort_values("_seq", ignore_index=True)
+        first = self._judge(held, final=True)
+        choice = self._choose(held["_seq"].to_numpy(), first)
+        return self._emit(held, self._judge(held, final=True, choice=choice))
+
+    def _choose(self, seq: np.ndarray, judged: _Judged) -> np.ndarray:
+        """Per row: 0 summer time, 1 winter time, -1 undecidable, for repeated local times.
+
+        A series' repeated hour of one day, in file order, takes the summer/winter choices
+        that keep the series strictly monotonic in its direction (from its first and last
+        unambiguous readings; both directions when unknown); a row whose choice differs
+        between the possible assignments is undecidable."""
+        import numpy as np
+
+        choice = np.full(len(seq), -1, dtype="int8")
+        rows = np.flatnonzero(judged.repeated)
+        groups: dict[tuple, list[int]] = {}
+        for i in rows:
+            key = (judged.meter_ids[i], judged.channels[i], int(judged.wall[i] // DAY_NS))
+            groups.setdefault(key, []).append(int(i))
+        for (meter, channel, _), members in groups.items():
+            ends = self._series.get((meter, channel))
+            if ends and ends[1][1] != ends[0][1]:
+                directions = [1 if ends[1][1] > ends[0][1] else -1]
+            else:
+                directions = [1, -1]
+            if len(members) > MAX_AMBIGUOUS_RUN:
+                continue
+            members.sort(key=lambda i: seq[i])
+            options = np.stack([judged.summer[members], judged.winter[members]], axis=1)
+            valid = []
+            for pick in product((0, 1), repeat=len(members)):
+                utc = options[np.arange(len(members)), pick]
+                steps = np.diff(utc)
+                if any((steps * d > 0).all() for d in directions):
+                    valid.append(pick)
+            if not valid:
+                continue
+            picks = np.asarray(valid)
+            agreed = (picks == picks[0]).all(axis=0)
+            for j, i in enumerate(members):
+                if agreed[j]:
+                    choice[i] = picks[0][j]
+        return choice
+
+    # --- rejects, built in bulk ------------------------------------------------------------------
+
+    def _rejects(self, raw: pd.DataFrame, bad: np.ndarray, judged: _Judged) -> pd.DataFrame:
+        """The rejected rows with a message naming the problem and their raw values as JSON.
+
+        Built per distinct value, never per row, in Python: messages per (reason, value),
+        JSON fragments per value, joined row by row by pyarrow; text columns are pyarrow-backed
+        so that the loader writes them for COPY without converting them again."""
+        import numpy as np
+        import pandas as pd
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         rows = raw[bad]
-        details = []
-        raws = []
-        idx = bad.nonzero()[0]
-        problems = raw.get("problem")
-        for i, rec in zip(idx, rows.itertuples(index=False), strict=True):
-            values = {
-                "meter_id": _show(rec.meter_id),
-                "channel": _show(rec.channel),
-                "timestamp": _show(rec.timestamp),
-                "reading": _show(rec.reading),
-                "quality": _show(rec.quality),
-            }
-            code = reason[i]
-            problem = problems.iloc[i] if problems is not None else None
-            details.append(self._detail(code, values, stamps[i], kwh[i], problem, meter_ids[i]))
-            if code == Reason.MALFORMED_RECORD.value:
-                values = {"line": problem}
-            raws.append(json.dumps(values, ensure_ascii=False))
+        n = len(rows)
+        reason = judged.reason[bad]
+        fields = {name: _factorize(rows[name]) for name in RAW_FIELDS}
+        stamps, kwh = judged.stamps[bad], judged.kwh[bad]
+        limits = _per_row(judged.limits, judged.m_codes, self.max_kwh)[bad]
+        problems = judged.problems[bad]
+        has_problem = pd.notna(problems) if n else np.zeros(0, dtype=bool)
+        detail = np.empty(n, dtype=object)
+        for number in np.unique(reason[~has_problem]).tolist():
+            mask = (reason == number) & ~has_problem
+            detail[mask] = self._details(REASONS[number - 1], mask, fields, stamps, kwh, limits)
+        detail[has_problem] = problems[has_problem]  # the reader's own message
+        parts: list[Any] = []
+        for k, name in enumerate(RAW_FIELDS):
+            codes, uniques = fields[name]
+            parts.append(f', "{name}": ' if k else f'{{"{name}": ')
+            parts.append(_decoded(np.where(codes < 0, len(uniques), codes), _json_texts(uniques)))
+        parts.append("}")
+        raw_json = pc.binary_join_element_wise(*parts, "")
+        if has_problem.any():  # the reader's message first, as "line"
+            line = pa.array(
+                [json.dumps(str(p), ensure_ascii=False) if p is not None else "" for p in problems],
+                type=pa.string(),
+            )
+            with_line = pc.binary_join_element_wise(
+                '{"line": ', line, ", ", pc.utf8_slice_codeunits(raw_json, 1), ""
+            )
+            raw_json = pc.if_else(pa.array(has_problem), with_line, raw_json)
+        m_ids = [m if isinstance(m, str) else None for m in judged.m_ids]
+        l_codes, l_uniques = _factorize(rows["location"])
         return pd.DataFrame(
             {
                 "row_no": rows["row_no"].to_numpy(dtype="int64"),
-                "location": rows["location"].to_numpy(dtype=object),
-                "meter_id": [m if isinstance(m, str) else None for m in meter_ids[bad]],
-                "reason": reason[bad],
-                "detail": details,
-                "raw": raws,
+                "location": _arrow_text(l_codes, [str(u) for u in l_uniques]),
+                "meter_id": _arrow_text(judged.m_codes[bad], m_ids),
+                "reason": pd.Categorical.from_codes(
+                    reason.astype("int64") - 1, categories=[r.value for r in REASONS]
+                ).remove_unused_categories(),
+                "detail": pd.arrays.ArrowExtensionArray(pa.array(detail, type=pa.string())),
+                "raw": pd.arrays.ArrowExtensionArray(raw_json),
             },
             columns=REJECT_COLUMNS,
         )
 
-    def _detail(
-        self, code: str, values: dict, stamp: int, kwh: float, problem: Any, meter_id: Any
-    ) -> str:
-        meter, ts, reading, quality = (
-            values["meter_id"],
-            values["timestamp"],
-            values["reading"],
-            values["quality"],
-        )
-        start = _utc_text(stamp)
-        messages = {
-            Reason.MALFORMED_RECORD: lambda: str(problem),
-            Reason.MISSING_METER_ID: lambda: "no meter id",
-            Reason.MALFORMED_METER_ID: lambda: (
-                f"meter id {meter!r} does not match {self.feed.meter_id_pattern}"
-            ),
-            Reason.UNKNOWN_SOURCE: lambda: (
-                f"meter id {meter!r}: suffix {str(meter).strip()[-1:]!r} is not a source A, B or C"
-            ),
-            Reason.MALFORMED_CHANNEL: lambda: (
-                f"channel {values['channel']!r} is not a channel like E1 (import) or B1 (export)"
-            ),
-            Reason.MISSING_TIMESTAMP: lambda: "no timestamp",
-            Reason.UNPARSEABLE_TIMESTAMP: lambda: f"timestamp {ts!r} is not a date and time",
-            Reason.NONEXISTENT_LOCAL_TIME: lambda: (
-                f"{ts!r} does not exist in {self.feed.timezone} (the clocks went forward)"
-            ),
-            Reason.FUTURE_TIMESTAMP: lambda: f"interval starting {start} is in the future",
-            Reason.MISALIGNED_TIMESTAMP: lambda: (
-                f"timestamp {ts!r} ({start}) is not on the 30-minute grid"
-            ),
-            Reason.MISSING_READING: lambda: "no reading",
-            Reason.NON_NUMERIC_READING: lambda: f"reading {reading!r} is not a number",
-            Reason.NEGATIVE_READING: lambda: f"reading {kwh:g} kWh is negative",
-            Reason.IMPLAUSIBLE_READING: lambda: (
-                f"reading {kwh:g} kWh is above the limit of {self.limit_for(meter_id):g} kWh "
-                "per 30 minutes"
-            ),
-            Reason.INVALID_QUALITY: lambda: f"quality flag {quality!r} is not one of A, E, S, F",
+    def _details(
+        self,
+        code: Reason,
+        mask: np.ndarray,
+        fields: dict[str, tuple[np.ndarray, np.ndarray]],
+        stamps: np.ndarray,
+        kwh: np.ndarray,
+        limits: np.ndarray,
+    ) -> np.ndarray:
+        """The detail messages of the rows in ``mask``, all rejected for ``code``."""
+        import numpy as np
+
+        feed = self.feed
+        order = "day/month" if feed.dayfirst else "month/day"
+        other = "month/day" if feed.dayfirst else "day/month"
+
+        def by(name: str, message) -> np.ndarray:
+            codes, uniques = fields[name]
+            return _by_value(codes[mask], uniques, lambda v: message(_show(v)))
+
+        simple = {
+            Reason.MISSING_METER_ID: "no meter id",
+            Reason.MISSING_TIMESTAMP: "no timestamp",
+            Reason.MISSING_READING: "no reading",
         }
-        return messages[Reason(code)]()
+        if code in simple:
+            return np.full(int(mask.sum()), simple[code], dtype=object)
+        if code == Reason.MALFORMED_METER_ID:
+            return by(
+                "meter_id", lambda m: f"meter id {m!r} does not match {feed.meter_id_pattern}"
+            )
+        if code == Reason.UNKNOWN_SOURCE:
+            return by(
+                "meter_id",
+                lambda m: (
+                    f"meter id {m!r}: suffix {str(m).strip()[-1:]!r} is not a source A, B or C"
+                ),
+            )
+        if code == Reason.MALFORMED_CHANNEL:
+            return by(
+                "channel",
+                lambda c: f"channel {c!r} is not a channel like E1 (import) or B1 (export)",
+            )
+        if code == Reason.UNPARSEABLE_TIMESTAMP:
+            if feed.timestamp_format:
+                return by(
+                    "timestamp",
+                    lambda t: (
+                        f"timestamp {t!r} does not match the feed's timestamp_format "
+                        f"{feed.timestamp_format!r}"
+                    ),
+                )
+            return by("timestamp", lambda t: f"timestamp {t!r} is not a date and time")
+        if code == Reason.MIXED_TIMESTAMP_FORMATS:
+            return by(
+                "timestamp",
+                lambda t: (
+                    f"timestamp {t!r} reads only as {other}, but feed {feed.name!r} reads "
+                    f"{order} (dayfirst: {str(feed.dayfirst).lower()}); a file keeps one day-month "
+                    "order (set dayfirst or timestamp_format)"
+                ),
+            )
+        if code == Reason.AMBIGUOUS_TIMESTAMP:
+            seen = self._order_other
+            return by(
+                "timestamp",
+                lambda t: (
+                    f"timestamp {t!r} reads as day/month and as month/day, and this file "
+                    f"also has {seen!r}, which reads only as {other}: its order cannot be decided "
+                    "(set dayfirst or timestamp_format)"
+                ),
+            )
+        if code == Reason.NONEXISTENT_LOCAL_TIME:
+            return by(
+                "timestamp",
+                lambda t: f"{t!r} does not exist in {feed.timezone} (the clocks went forward)",
+            )
+        if code == Reason.AMBIGUOUS_LOCAL_TIME:
+            return by(
+                "timestamp",
+                lambda t: (
+                    f"{t!r} occurs twice in {feed.timezone} (the clocks went back) and the "
+                    "order of this meter's readings in time cannot tell which one it is"
+                ),
+            )
+        if code == Reason.FUTURE_TIMESTAMP:
+            return _by_keys(
+                stamps[mask], lambda s: f"interval starting {_utc_text(s)} is in the future"
+            )
+        if code == Reason.MISALIGNED_TIMESTAMP:
+            return _join(
+                [
+                    by("timestamp", lambda t: f"timestamp {t!r} ("),
+                    _by_keys(stamps[mask], _utc_text),
+                    ") is not on the 30-minute grid",
+                ]
+            )
+        if code == Reason.NON_NUMERIC_READING:
+            return by("reading", lambda r: f"reading {r!r} is not a number")
+        if code == Reason.NEGATIVE_READING:
+            return _by_keys(kwh[mask], lambda k: f"reading {k:g} kWh is negative")
+        if code == Reason.IMPLAUSIBLE_READING:
+            return _join(
+                [
+                    "reading ",
+                    _by_keys(kwh[mask], lambda k: f"{k:g}"),
+                    " kWh is above the limit of ",
+                    _by_keys(limits[mask], lambda k: f"{k:g}"),
+                    " kWh per 30 minutes",
+                ]
+            )
+        if code == Reason.INVALID_QUALITY:
+            return by("quality", lambda q: f"quality flag {q!r} is not one of A, E, S, F")
+        return np.full(int(mask.sum()), code.value, dtype=object)
+
+
+def _problems(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """(reason number or 0, message or None) per row of a reader's ``problem`` column."""
+    import numpy as np
+
+    codes, uniques = _factorize(values)
+    known = {r.value for r in Reason}
+    reasons = np.zeros(len(uniques), dtype="int16")
+    messages = np.empty(len(uniques), dtype=object)
+    for i, value in enumerate(uniques):
+        text = str(value).strip()
+        head, sep, tail = text.partition(":")
+        if head.strip() in known:
+            reasons[i] = _REASON_NO[head.strip()]
+            messages[i] = tail.strip() if sep and tail.strip() else head.strip()
+        else:
+            reasons[i] = _REASON_NO[Reason.MALFORMED_RECORD.value]
+            messages[i] = text
+    return _per_row(reasons, codes, 0), _per_row(messages, codes, None)
+
+
+def _by_value(codes: np.ndarray, uniques: np.ndarray, message) -> np.ndarray:
+    """``message(value)`` per row, computed once per distinct value (code -1: missing)."""
+    import numpy as np
+
+    used = np.unique(codes)
+    texts = np.empty(len(uniques) + 1, dtype=object)
+    for c in used.tolist():
+        texts[c] = message(uniques[c] if c >= 0 else None)
+    return texts[codes]
+
+
+def _by_keys(keys: np.ndarray, message) -> np.ndarray:
+    """``message(key)`` per row, computed once per distinct key."""
+    import numpy as np
+    import pandas as pd
+
+    codes, uniques = pd.factorize(keys, use_na_sentinel=False)
+    texts = np.asarray([message(u) for u in uniques], dtype=object)
+    return texts[codes] if len(uniques) else np.empty(0, dtype=object)
+
+
+def _join(parts: list) -> np.ndarray:
+    """Row-wise concatenation of string arrays and constants (pyarrow, no Python per row)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arrays = [p if isinstance(p, str) else pa.array(p, type=pa.string()) for p in parts]
+    return np.asarray(pc.binary_join_element_wise(*arrays, "").to_pylist(), dtype=object)
+
+
+def _decoded(codes: np.ndarray, texts: list) -> Any:
+    """pyarrow strings ``texts[code]`` per row (C++ take, no Python per row)."""
+    import pyarrow as pa
+
+    dictionary = pa.array(texts, type=pa.string())
+    return pa.DictionaryArray.from_arrays(
+        pa.array(codes, type=pa.int32()), dictionary
+    ).dictionary_decode()
+
+
+def _arrow_text(codes: np.ndarray, texts: list) -> Any:
+    """A pandas text column (pyarrow-backed) of ``texts[code]``; code -1 or a None text is null."""
+    import numpy as np
+    import pandas as pd
+
+    null = np.asarray([t is None for t in texts] + [True])
+    safe = np.where(codes < 0, len(texts), codes)
+    values = _decoded(safe, [t or "" for t in texts] + [""])
+    if null[safe].any():
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        values = pc.if_else(pa.array(null[safe]), pa.scalar(None, pa.string()), values)
+    return pd.arrays.ArrowExtensionArray(values)
+
+
+def _json_texts(uniques: np.ndarray) -> list[str]:
+    """JSON of each distinct raw value (as ``_show`` gives it), then "null" for a missing one.
+    Plain strings are escaped by pyarrow in bulk; others (numbers, dates) one by one."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out: list[str | None] = [None] * len(uniques)
+    plain = [i for i, u in enumerate(uniques) if type(u) is str and u.strip()]
+    if plain:
+        arr = pa.array([uniques[i] for i in plain], type=pa.string())
+        special = pc.match_substring_regex(arr, r"[\x00-\x1f]").to_pylist()
+        escaped = pc.replace_substring(pc.replace_substring(arr, "\\", "\\\\"), '"', '\\"')
+        quoted = pc.binary_join_element_wise('"', escaped, '"', "").to_pylist()
+        for i, text, odd in zip(plain, quoted, special, strict=True):
+            if not odd:
+                out[i] = text
+    for i, text in enumerate(out):
+        if text is None:  # numbers, dates, blanks, control characters
+            out[i] = json.dumps(_show(uniques[i]), ensure_ascii=False)
+    return [*out, "null"]
 
 
 def _show(value: Any) -> Any:

@@ -133,31 +133,43 @@ def _clean_to_csv(clean: pd.DataFrame, batch_id: int, ingested_at: str) -> bytes
 
 
 def _rejects_to_csv(rejects: pd.DataFrame, batch_id: int) -> bytes:
-    """Rejects are few: the csv module is plenty."""
-    import csv
+    """The rejects as COPY CSV for audit.rejected_row, built like staging's (a file whose every
+    row is rejected must not load much slower than one whose rows are staged)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
 
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    for rec in rejects[REJECT_COLUMNS].itertuples(index=False):
-        row_no, location, meter_id, reason, detail, raw = rec
-        writer.writerow(
-            [batch_id, int(row_no), _none(location), _none(meter_id), reason, _none(detail), raw]
-        )
-    return buf.getvalue().encode("utf-8")
+    zeros = np.zeros(len(rejects), dtype="int32")
+    table = pa.table(
+        {
+            "batch_id": pa.DictionaryArray.from_arrays(zeros, pa.array([str(batch_id)])),
+            "row_no": pa.array(rejects["row_no"].to_numpy(dtype="int64")),
+            **{col: _text_array(rejects[col]) for col in REJECT_COLUMNS[1:]},
+        }
+    )
+    buf = io.BytesIO()
+    pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+    return buf.getvalue()
 
 
-def _none(value: object) -> object:
-    """NULL for COPY csv: an unquoted empty field."""
-    if value is None:
-        return ""
-    try:
-        import pandas as pd
+def _text_array(series: pd.Series):
+    """A text column as pyarrow strings for COPY; None/NaN become NULL (an unquoted empty
+    field). Zero-copy for pyarrow-backed columns, codes and categories for categorical ones."""
+    import pandas as pd
+    import pyarrow as pa
 
-        if pd.isna(value):
-            return ""
-    except (TypeError, ValueError):
-        pass
-    return value
+    values = series.array
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        codes = series.cat.codes.to_numpy(dtype="int32")
+        categories = [str(c) for c in series.cat.categories]
+    elif hasattr(values, "__arrow_array__"):
+        return pa.array(values, type=pa.string())
+    else:
+        codes, uniques = pd.factorize(series.to_numpy(dtype=object), use_na_sentinel=True)
+        codes, categories = codes.astype("int32"), [str(u) for u in uniques]
+    return pa.DictionaryArray.from_arrays(
+        pa.array(codes, mask=codes < 0), pa.array(categories, type=pa.string())
+    )
 
 
 def _copy(cur: psycopg.Cursor, statement: str, data: bytes) -> None:
@@ -378,7 +390,7 @@ def load_file(
                     tracker.add(clean)
                 if len(rejects):
                     _copy(cur, REJECT_COPY, rejects_csv)
-                    reasons.update(rejects["reason"].tolist())
+                    reasons.update({k: v for k, v in rejects["reason"].value_counts().items() if v})
             exact, conflicts = tracker.resolve()
             dropped, conflicting = _apply_duplicates(cur, batch_id, exact, conflicts)
             if conflicting:
@@ -439,19 +451,28 @@ def load_file(
 
 
 def _prepared(path, feed, cleanser, batch_id: int, ingested_at: str, chunk_rows: int):
-    """(rows read, clean frame, its COPY bytes, rejects frame, their COPY bytes) per chunk."""
+    """(rows read, clean frame, its COPY bytes, rejects frame, their COPY bytes) per chunk,
+    then the rows the cleanser held back to the end of the file (``finish``), with 0 read."""
     from meterflow import readers
 
-    for raw in readers.read(path, feed, chunk_rows=chunk_rows):
-        clean, rejects = cleanser.cleanse(raw)
-        if len(clean) + len(rejects) != len(raw):
+    rows_in = rows_out = 0
+
+    def prepare(n_raw: int, clean, rejects):
+        nonlocal rows_in, rows_out
+        rows_in += n_raw
+        rows_out += len(clean) + len(rejects)
+        if rows_out + cleanser.pending != rows_in:
             raise RuntimeError(
-                f"{path.name}: cleansing lost rows ({len(raw)} in, {len(clean)} clean, "
-                f"{len(rejects)} rejected)"
+                f"{path.name}: cleansing lost rows ({rows_in} in, {rows_out} out, "
+                f"{cleanser.pending} held)"
             )
         clean_csv = _clean_to_csv(clean, batch_id, ingested_at) if len(clean) else b""
         rejects_csv = _rejects_to_csv(rejects, batch_id) if len(rejects) else b""
-        yield len(raw), clean, clean_csv, rejects, rejects_csv
+        return n_raw, clean, clean_csv, rejects, rejects_csv
+
+    for raw in readers.read(path, feed, chunk_rows=chunk_rows):
+        yield prepare(len(raw), *cleanser.cleanse(raw))
+    yield prepare(0, *cleanser.finish())
 
 
 def _prefetch(items: Iterator[T], depth: int = 2) -> Iterator[T]:

@@ -72,6 +72,14 @@ class Reason(StrEnum):
     CONFLICTING_DUPLICATE = "conflicting_duplicate"  # same meter+channel+interval, other values
     MALFORMED_CHANNEL = "malformed_channel"  # a channel that is no NEM12-style suffix
     MALFORMED_RECORD = "malformed_record"  # a packet line that is no JSON object
+    # a day-month date whose order is in doubt: 03/04/2025 in a file that also has dates only
+    # the other order can read (01/15/2025 in a day-first feed)
+    AMBIGUOUS_TIMESTAMP = "ambiguous_timestamp"
+    # a day-month date only the other order can read (01/15/2025 in a day-first feed)
+    MIXED_TIMESTAMP_FORMATS = "mixed_timestamp_formats"
+    # a repeated local time (clocks going back) whose summer/winter reading the order of the
+    # meter's readings in time cannot tell
+    AMBIGUOUS_LOCAL_TIME = "ambiguous_local_time"
 
 
 class BatchStatus(StrEnum):

@@ -112,6 +112,9 @@ def test_every_reason_code_is_produced_and_named_with_its_row(db, landing, bucke
         "SMR89135A,15/01/2025 03:00,1.0",  # conflicting pair
         "SMR89135A,15/01/2025 03:00,2.0",
         "SMR89134A,15/01/2025 03:30,1.0,A,EXPORT",  # no channel like E1 or B1
+        "SMR89134A,01/16/2025 00:00,1",  # month/day in a day/month feed
+        "SMR89134A,03/04/2025 00:00,1",  # both ways, in a file that has both orders
+        "SMR89136A,26/10/2025 01:00,1",  # the repeated hour, no other reading to tell which
     ]
     f = write(
         landing / "spreadsheets" / "faults.csv",

@@ -23,9 +23,14 @@ def run(path: Path, feed: feeds.Feed, chunk_rows: int = 1000):
 
     cleanser = cleansing.Cleanser(feed, now=NOW, max_kwh=50.0)
     clean, rejects = [], []
+    n_read = 0
+    results = []
     for raw in readers.read(path, feed, chunk_rows=chunk_rows):
-        c, r = cleanser.cleanse(raw)
-        assert len(c) + len(r) == len(raw)
+        n_read += len(raw)
+        results.append(cleanser.cleanse(raw))
+    results.append(cleanser.finish())  # rows held back to the end of the file
+    assert sum(len(c) + len(r) for c, r in results) == n_read
+    for c, r in results:
         for rec in c.itertuples(index=False):
             start = pd.Timestamp(rec.interval_start).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M")
             clean.append((rec.meter_id, start, round(float(rec.kwh), 6), rec.quality))
