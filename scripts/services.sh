@@ -10,8 +10,11 @@ set -euo pipefail
 RUN="$MF_VAR/run"
 LOG="$MF_VAR/log"
 PG="$MF_VAR/pg"  # the cluster's folder: a folder, or a link to one postgres can reach
-PGDATA="$PG/data"
-PGSOCK="$PG/run"
+pg_paths() {  # postgres is given real paths: it may not be able to pass through var/ to a link
+  local real; real="$(realpath -m "$PG")"
+  PGDATA="$real/data" PGSOCK="$real/run" PGLOG="$real/postgres.log"
+}
+pg_paths
 # Where a cluster goes when the postgres OS user cannot reach var/ (root only).
 PG_STATE_ROOT="${MF_PG_STATE_ROOT:-/var/lib/meterflow}"
 mkdir -p "$RUN" "$LOG"
@@ -119,17 +122,18 @@ pg_start() {
   else
     port_busy "$MF_PG_PORT" && die "port $MF_PG_PORT is taken by another program; set MF_PG_PORT"
     pg_place
+    pg_paths
     if [ ! -f "$PGDATA/PG_VERSION" ]; then
       say "initdb $PGDATA"
       as_pg "$bin/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
         >"$LOG/initdb.log" 2>&1 || die "initdb failed; see $LOG/initdb.log"
     fi
     as_pg mkdir -p "$PGSOCK"
-    as_pg "$bin/pg_ctl" -D "$PGDATA" -l "$PG/postgres.log" -w -t 60 start \
+    as_pg "$bin/pg_ctl" -D "$PGDATA" -l "$PGLOG" -w -t 60 start \
       -o "-p $MF_PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$PGSOCK \
           -c max_connections=200 -c shared_buffers=512MB -c fsync=on \
           -c max_wal_size=4GB -c checkpoint_timeout=15min -c timezone=UTC" \
-      >/dev/null || die "postgres did not start; see $PG/postgres.log"
+      >/dev/null || die "postgres did not start; see $PGLOG"
     say "postgres up on 127.0.0.1:$MF_PG_PORT (data $PGDATA)"
   fi
   local psql=("$bin/psql" -h 127.0.0.1 -p "$MF_PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qAt)
