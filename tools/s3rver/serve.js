@@ -1,8 +1,9 @@
 'use strict';
 // Starts s3rver (the local stack's S3 endpoint) for scripts/services.sh. s3rver's own command
 // line knows one fixed key pair (S3RVER/S3RVER); this launcher adds the pair that the
-// aws_default connection of scripts/env.sh signs with, so requests are still checked against a
-// real secret (a wrong one gets SignatureDoesNotMatch, as on AWS).
+// aws_default connection of scripts/env.sh signs with. s3rver refuses an unknown access key
+// (InvalidAccessKeyId) but does not verify SigV4 signatures themselves: it listens on
+// 127.0.0.1 only.
 //
 // Usage: node --openssl-legacy-provider serve.js DATA_DIR PORT
 // Key pair: MF_S3_LOCAL_KEY / MF_S3_LOCAL_SECRET (default meterflow-local / meterflow-local).
