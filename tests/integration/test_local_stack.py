@@ -155,6 +155,41 @@ def test_rows_and_objects_survive_a_restart_of_the_stack(clone):
         assert conn.execute("SELECT kwh FROM kept").fetchall() == [(Decimal("1.25"),)]
 
 
+def test_archived_readings_come_back_value_for_value_after_a_restart_of_the_stack(
+    clone, monkeypatch
+):
+    import json
+
+    import psycopg
+
+    from meterflow import archive, warehouse
+    from tests.integration.test_archive import CUTOFF, NOW, _insert, _readings, _table
+
+    url = f"postgresql://meterflow@127.0.0.1:{clone.ports['pg']}/meters"
+    s3 = {"endpoint_url": f"http://127.0.0.1:{clone.ports['s3']}", "region_name": "eu-west-2"}
+    monkeypatch.setenv("AIRFLOW_CONN_METER_WAREHOUSE", url)
+    monkeypatch.setenv("MF_S3_BUCKET", "meterflow")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AWS_DEFAULT",
+        json.dumps({"conn_type": "aws", "login": "meterflow-local",
+                    "password": "meterflow-local", "extra": s3}),
+    )  # fmt: skip
+    rows = _readings("A")
+    with psycopg.connect(url, autocommit=True) as conn:
+        warehouse.migrate(conn)
+        _insert(conn, "A", rows)
+    archive.archive_readings(now=NOW, retention_days=30, sources=["A"], run_id="pre-restart")
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert _table(conn, "A") == [r for r in rows if r[1] >= CUTOFF]  # the old rows left
+
+    clone.run("scripts/services.sh", "stop")
+    clone.run("scripts/services.sh", "start")
+
+    archive.restore(source="A", first_day=rows[0][1].date(), last_day=CUTOFF.date())
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert _table(conn, "A") == rows
+
+
 def test_make_clean_deletes_the_cluster_kept_outside_the_clone(clone):
     with clone.warehouse() as conn:
         data_dir = Path(conn.execute("SELECT current_setting('data_directory')").fetchone()[0])
