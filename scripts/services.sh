@@ -76,7 +76,8 @@ pg_place() {
 
 pg_make_outside() {  # dir: create it for postgres, with a note saying whose it is
   local dir="$1"
-  [ "$(dirname "$dir")" = "$PG_STATE_ROOT" ] || die "refusing to use $dir: not under $PG_STATE_ROOT"
+  [ "$(dirname "$dir")" = "$PG_STATE_ROOT" ] ||
+    die "refusing to use $dir: not under $PG_STATE_ROOT (MF_PG_STATE_ROOT)"
   { mkdir -p "$PG_STATE_ROOT" && chmod 755 "$PG_STATE_ROOT" && mkdir -p "$dir" &&
     chown postgres: "$dir" && chmod 700 "$dir"; } 2>/dev/null ||
     die "cannot create $dir for the postgres OS user, and postgres cannot reach $MF_VAR either:
@@ -91,7 +92,8 @@ pg_make_outside() {  # dir: create it for postgres, with a note saying whose it 
 pg_clean() {  # delete a cluster that lives outside var/ (var/ itself is make clean's)
   [ -L "$PG" ] || return 0
   local target; target="$(readlink "$PG")"
-  [ "$(dirname "$target")" = "$PG_STATE_ROOT" ] || die "var/pg links to $target, not under $PG_STATE_ROOT: not deleting it"
+  [ "$(dirname "$target")" = "$PG_STATE_ROOT" ] ||
+    die "var/pg links to $target, not under $PG_STATE_ROOT: not deleting it"
   rm -rf "$target" "$target.owner"
   rm -f "$PG"
   say "deleted the PostgreSQL cluster in $target"

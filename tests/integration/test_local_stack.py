@@ -126,6 +126,23 @@ def test_a_clone_in_a_folder_closed_to_postgres_starts_its_stack(clone):
     assert "cannot reach" in clone.start_output  # and the user is told where it went
 
 
+def test_a_clone_postgres_can_reach_nowhere_stops_with_a_clear_error():
+    if os.geteuid() != 0:
+        pytest.skip("only root runs PostgreSQL as the postgres OS user")
+    lost = Clone()
+    try:
+        lost.env["MF_PG_STATE_ROOT"] = str(lost.folder / "state")  # inside the closed folder
+        done = subprocess.run(
+            ["scripts/services.sh", "start"],
+            cwd=lost.home, env=lost.env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode != 0
+        assert "postgres OS user cannot write" in done.stderr
+        assert "MF_PG_STATE_ROOT" in done.stderr
+    finally:
+        shutil.rmtree(lost.folder, ignore_errors=True)
+
+
 def test_rows_and_objects_survive_a_restart_of_the_stack(clone):
     objects = {f"archive/day={d:02d}/part.parquet": os.urandom(2048 + d) for d in range(1, 8)}
     objects["raw/big.csv"] = os.urandom(9 * 1024 * 1024)  # above boto3's multipart threshold
