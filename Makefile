@@ -18,7 +18,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 setup: $(VENV)/.installed ## create .venv and install the pinned packages
 
-services: setup ## start PostgreSQL, S3 (moto) and SMTP (aiosmtpd) on 127.0.0.1
+services: setup ## start PostgreSQL, S3 (s3rver, objects on disk) and SMTP (aiosmtpd) on 127.0.0.1
 	@scripts/services.sh start
 
 services-down: ## stop the local stack
@@ -57,5 +57,6 @@ lint: setup ## ruff lint and format check
 format: setup ## apply ruff formatting and fixes
 	@$(ENV) ruff check --fix . && ruff format .
 
-clean: down ## stop everything and delete var/ (all local state)
+clean: down ## stop everything and delete all local state (var/, and a cluster kept outside it)
+	@scripts/services.sh clean
 	rm -rf var

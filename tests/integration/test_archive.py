@@ -337,6 +337,9 @@ class Endpoint:
                 client, _ = server.accept()
             except OSError:
                 return
+            if self._server is not server:  # accepted while stopping: the endpoint is gone
+                client.close()
+                return
             upstream = socket.create_connection(self.target)
             self._open += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
