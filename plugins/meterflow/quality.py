@@ -40,7 +40,7 @@ import mimetypes
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -51,7 +51,7 @@ from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo
 
 from meterflow import EXPECTATIONS_DIR, SQL_DIR, config, warehouse
-from meterflow.models import BatchStatus
+from meterflow.models import BatchStatus, ChannelKind, channel_kind
 
 if TYPE_CHECKING:
     import psycopg
@@ -380,7 +380,8 @@ def _make_checkpoint(ctx: FileDataContext) -> Any:
 
 
 GRID_YEARS = 10  # local days before today that profile.sql finds by binary search
-# profile.sql's per-meter arrays of incomplete days: save_day_gaps.sql's columns after meter_id
+# profile.sql's per-channel arrays of incomplete days: save_day_gaps.sql's columns after
+# meter_id and channel
 GAP_COLUMNS = ("gap_days", "gap_readings", "gap_intervals", "gap_expected")
 
 
@@ -404,10 +405,39 @@ def day_grid(today: date | None = None) -> dict[str, Any]:
     }
 
 
+def channel_limits(conn: psycopg.Connection, batch_id: int) -> Callable[[str, str], float | None]:
+    """``limit(meter_id, channel)``: the highest plausible kWh per 30 minutes that the cleanser
+    held the batch's readings to — the meter's capacity (meter.meter.capacity_kwh), else the
+    batch feed's ``max_kwh``, else setting ``max_kwh`` (cleansing.Cleanser.limit_for, the one
+    place that decides it) — for an energy channel; None for a non-energy one (kVArh ... is
+    stored, never judged as kWh)."""
+    from meterflow import cleansing, feeds, ingest
+
+    row = conn.execute(sql("batch_feed"), {"batch_id": batch_id}).fetchone()
+    name = row[0] if row else None
+    feed = feeds.load_feeds().get(name) if name else None
+    if feed is None:  # a feed removed from feeds.yaml since: the global limit
+        log.warning("batch %s: feed %r is not in feeds.yaml; limit MF_MAX_KWH", batch_id, name)
+        feed = feeds.Feed(name=str(name), folder=str(name))
+    with conn.cursor() as cur:
+        meters = ingest.meter_limits(cur)
+    cleanser = cleansing.Cleanser(
+        feed, now=datetime.now(UTC), max_kwh=float(config.get("max_kwh")), meter_limits=meters
+    )
+
+    def limit(meter_id: str, channel: str) -> float | None:
+        if channel_kind(channel) is ChannelKind.NON_ENERGY:
+            return None
+        return cleanser.limit_for(meter_id)
+
+    return limit
+
+
 def profile_batch(batch_id: int, conn_id: str | None = None) -> int:
-    """Write the profile of ``batch_id`` (a row per meter) and its incomplete meter-days to
+    """Write the profile of ``batch_id`` (a row per meter and channel, with the limit of its
+    largest reading: ``channel_limits``) and its incomplete meter-channel-days to
     staging.batch_profile and staging.batch_day_gap, replacing an earlier one, with one pass
-    over its staging rows; return the number of meter-days."""
+    over its staging rows; return the number of meter-channel-days."""
     import psycopg
     from psycopg.rows import dict_row
 
@@ -430,21 +460,26 @@ def profile_batch(batch_id: int, conn_id: str | None = None) -> int:
         # bound by the client (quoted literals): the grid is planned as constants
         cursor = psycopg.ClientCursor(conn, row_factory=dict_row)
         meters = cursor.execute(sql("profile"), params).fetchall()
+        limit = channel_limits(conn, batch_id)
         gaps = []
         with conn.cursor().copy(sql("save_profile")) as copy:
             for meter in meters:
-                # the meter's incomplete days, as parallel arrays (NULL when it has none)
+                # the channel's incomplete days, as parallel arrays (NULL when it has none)
                 days = zip(*(meter.pop(column) or () for column in GAP_COLUMNS), strict=True)
-                gaps += [(batch_id, meter["meter_id"], *day) for day in sorted(days)]
-                copy.write_row((batch_id, *meter.values()))  # save_profile.sql's columns
+                key = (meter["meter_id"], meter["channel"])
+                gaps += [(batch_id, *key, *day) for day in sorted(days)]
+                # save_profile.sql's columns
+                copy.write_row((batch_id, *meter.values(), limit(*key)))
         with conn.cursor().copy(sql("save_day_gaps")) as copy:
             for gap in gaps:
                 copy.write_row(gap)
     days = sum(meter["days"] for meter in meters)
     log.info(
-        "batch %s profiled: %s meter-day(s) of %s meter(s), %s incomplete, in %.1f s",
+        "batch %s profiled: %s meter-channel-day(s) of %s meter(s) in %s channel series, "
+        "%s incomplete, in %.1f s",
         batch_id,
         days,
+        len({meter["meter_id"] for meter in meters}),
         len(meters),
         len(gaps),
         time.perf_counter() - clock,
