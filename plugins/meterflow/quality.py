@@ -51,7 +51,7 @@ from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo
 
 from meterflow import EXPECTATIONS_DIR, SQL_DIR, config, warehouse
-from meterflow.models import BatchStatus, ChannelKind, channel_kind
+from meterflow.models import METER_ID_PATTERN, BatchStatus, ChannelKind, channel_kind
 
 if TYPE_CHECKING:
     import psycopg
@@ -60,6 +60,8 @@ if TYPE_CHECKING:
         ExpectationSuiteValidationResult,
     )
     from great_expectations.data_context import FileDataContext
+
+    from meterflow.feeds import Feed
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +185,8 @@ def suite_definition(name: str = SUITE, directory: Path = EXPECTATIONS_DIR) -> d
         if isinstance(exp.get("description"), str):
             text = exp["description"]
             for key, value in params.items():
-                text = text.replace("{" + key + "}", f"{value:g}")
+                shown = f"{value:g}" if isinstance(value, float) else str(value)
+                text = text.replace("{" + key + "}", shown)
             exp["description"] = text
     return data
 
@@ -194,9 +197,28 @@ def load_suite(name: str = SUITE, directory: Path = EXPECTATIONS_DIR) -> Expecta
     return ExpectationSuite(**suite_definition(name, directory))
 
 
-def expectation_parameters() -> dict[str, Any]:
-    """Values of the suite's ``{"$PARAMETER": ...}`` placeholders, from meterflow settings."""
-    return {"max_kwh": float(config.get("max_kwh"))}
+def expectation_parameters(feed: Feed | None = None) -> dict[str, Any]:
+    """Values of the suite's ``{"$PARAMETER": ...}`` placeholders: setting ``max_kwh``, and the
+    meter-id pattern of the feed that staged the batch (``feed``; without one, the domain's
+    ``models.METER_ID_PATTERN``), so a feed of real NMIs is judged by its own pattern."""
+    return {
+        "max_kwh": float(config.get("max_kwh")),
+        "meter_id_pattern": feed.meter_id_pattern if feed is not None else METER_ID_PATTERN,
+    }
+
+
+def batch_feed(conn: psycopg.Connection, batch_id: int) -> Feed:
+    """The feed (include/config/feeds.yaml) that staged ``batch_id``; a feed removed from
+    feeds.yaml since is a feed of defaults under its name (logged)."""
+    from meterflow import feeds
+
+    row = conn.execute(sql("batch_feed"), {"batch_id": batch_id}).fetchone()
+    name = str(row[0]) if row else "?"
+    feed = feeds.load_feeds().get(name)
+    if feed is None:
+        log.warning("batch %s: feed %r is not in feeds.yaml: its defaults apply", batch_id, name)
+        feed = feeds.Feed(name=name, folder=name)
+    return feed
 
 
 # --- the GX context -------------------------------------------------------------------------
@@ -411,14 +433,9 @@ def channel_limits(conn: psycopg.Connection, batch_id: int) -> Callable[[str, st
     batch feed's ``max_kwh``, else setting ``max_kwh`` (cleansing.Cleanser.limit_for, the one
     place that decides it) — for an energy channel; None for a non-energy one (kVArh ... is
     stored, never judged as kWh)."""
-    from meterflow import cleansing, feeds, ingest
+    from meterflow import cleansing, ingest
 
-    row = conn.execute(sql("batch_feed"), {"batch_id": batch_id}).fetchone()
-    name = row[0] if row else None
-    feed = feeds.load_feeds().get(name) if name else None
-    if feed is None:  # a feed removed from feeds.yaml since: the global limit
-        log.warning("batch %s: feed %r is not in feeds.yaml; limit MF_MAX_KWH", batch_id, name)
-        feed = feeds.Feed(name=str(name), folder=str(name))
+    feed = batch_feed(conn, batch_id)
     with conn.cursor() as cur:
         meters = ingest.meter_limits(cur)
     cleanser = cleansing.Cleanser(
@@ -514,10 +531,10 @@ def unexpected_rows(
     return total, [{k: v for k, v in r.items() if k != "unexpected_total"} for r in found]
 
 
-def _query_params(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """An expectation's scalar kwargs with ``$PARAMETER`` values resolved, plus the suite's
-    parameters: the values a ``rows_query`` may name."""
-    params = expectation_parameters()
+def _query_params(kwargs: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """An expectation's scalar kwargs with ``$PARAMETER`` values resolved from ``params`` (the
+    batch's ``expectation_parameters``), plus those parameters: the values a ``rows_query`` may
+    name."""
     out: dict[str, Any] = dict(params)
     for key, value in kwargs.items():
         if isinstance(value, dict) and "$PARAMETER" in value:
@@ -527,7 +544,9 @@ def _query_params(kwargs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _failure(res: Any, batch_id: int, conn_id: str | None = None) -> Failure:
+def _failure(
+    res: Any, batch_id: int, params: dict[str, Any], conn_id: str | None = None
+) -> Failure:
     """One failed expectation: its check, severity, and the rows its ``rows_query`` finds (a
     count and a sample); without a rows_query, GX's own figures."""
     cfg = res.expectation_config
@@ -540,7 +559,7 @@ def _failure(res: Any, batch_id: int, conn_id: str | None = None) -> Failure:
     sample: list[Any] = list(result.get("partial_unexpected_list") or [])[:SAMPLE_SIZE]
     if meta.get("rows_query"):
         count, rows = unexpected_rows(
-            batch_id, meta["rows_query"], _query_params(kwargs), conn_id=conn_id
+            batch_id, meta["rows_query"], _query_params(kwargs, params), conn_id=conn_id
         )
         sample = rows
     severity = getattr(cfg, "severity", None) or cfg.get("severity")
@@ -572,16 +591,20 @@ def _docs_relpath(ctx: FileDataContext, result_id: Any) -> str | None:
 
 
 def run_checkpoint(
-    batch_id: int, run_name: str, conn_id: str | None = None
+    batch_id: int,
+    run_name: str,
+    conn_id: str | None = None,
+    params: dict[str, Any] | None = None,
 ) -> tuple[ExpectationSuiteValidationResult, str | None]:
-    """Validate staging rows of ``batch_id`` with a GX Checkpoint that also updates Data Docs;
-    return GX's suite result and the page's path relative to the Data Docs site."""
+    """Validate staging rows of ``batch_id`` with a GX Checkpoint that also updates Data Docs,
+    its ``$PARAMETER`` values from ``params`` (default ``expectation_parameters()``); return
+    GX's suite result and the page's path relative to the Data Docs site."""
     from great_expectations.core.run_identifier import RunIdentifier
 
     with _locked(gx_root()):
         ctx = context(conn_id, batch_id)
         outcome = _checkpoint(ctx).run(
-            expectation_parameters=expectation_parameters(),
+            expectation_parameters=params if params is not None else expectation_parameters(),
             run_id=RunIdentifier(run_name=run_name),
         )
         ((result_id, result),) = outcome.run_results.items()
@@ -601,12 +624,13 @@ def validate_batch(
     clock = time.perf_counter()
     with warehouse.connect(conn_id) as conn:
         file_name, _status = _batch(conn, batch_id)
+        params = expectation_parameters(batch_feed(conn, batch_id))
         conn.rollback()
     run_name = f"batch_{batch_id}-{started:%Y%m%dT%H%M%S%fZ}"
     profiled = time.perf_counter()
     profile_batch(batch_id, conn_id)
     profiled = time.perf_counter() - profiled
-    result, docs_path = run_checkpoint(batch_id, run_name, conn_id)
+    result, docs_path = run_checkpoint(batch_id, run_name, conn_id, params)
 
     broken = [r for r in result.results if (r.exception_info or {}).get("raised_exception")]
     if broken:
@@ -615,7 +639,7 @@ def validate_batch(
             f"batch {batch_id}: {r.expectation_config.type} could not be evaluated: "
             f"{(r.exception_info or {}).get('exception_message')}"
         )
-    failures = [_failure(r, batch_id, conn_id) for r in result.results if not r.success]
+    failures = [_failure(r, batch_id, params, conn_id) for r in result.results if not r.success]
     verdict = Verdict(
         batch_id=batch_id,
         file_name=file_name,

@@ -448,8 +448,10 @@ def test_the_index_reads_each_stored_result_once_and_links_every_page(db, gx_hom
 
 
 def channel_rows(meter: str, channel: str, values: float = 0.25, day: date = CLEAN_DAY):
-    """One complete local day of one channel of a meter, all readings ``values``."""
-    return [(meter, meter[-1], t, values, "A", channel) for t in day_slots(day)]
+    """One complete local day of one channel of a meter, all readings ``values``; the source
+    is an SMR id's suffix letter, C for an NMI (as a feed with a fixed source sets it)."""
+    source = meter[-1] if meter.startswith("SMR") else "C"
+    return [(meter, source, t, values, "A", channel) for t in day_slots(day)]
 
 
 def profile_rows(db, batch_id: int) -> list[tuple]:
@@ -586,3 +588,25 @@ def test_the_kwh_limit_is_the_feeds_max_kwh_where_the_meter_has_no_capacity(
     )
     assert [f.check for f in verdict.failures] == ["kwh_range"]
     assert float(verdict.failures[0].sample[0]["limit_kwh"]) == 50  # sample values are text
+
+
+def test_meter_ids_are_judged_by_the_pattern_of_the_batchs_feed(db, gx_home, monkeypatch):
+    """A feed of real 10-character NMIs (meter_id_pattern in feeds.yaml): its NMI batches pass
+    the gate, and an id that is not an NMI is rejected by that feed's pattern."""
+    import dataclasses
+
+    from meterflow import feeds, quality
+
+    real = feeds.load_feeds()
+    nmi = dataclasses.replace(real["spreadsheets"], meter_id_pattern=r"^[A-Z0-9]{10}$")
+    monkeypatch.setattr(feeds, "load_feeds", lambda path=None: {**real, "spreadsheets": nmi})
+
+    solar = [*channel_rows("6123456789", "E1"), *channel_rows("6123456789", "B1")]
+    assert quality.validate_batch(stage(db, solar), publish=False, alert=False).failures == []
+
+    verdict = quality.validate_batch(
+        stage(db, channel_rows("SMR89134A", "E1")), publish=False, alert=False
+    )
+    assert [f.check for f in verdict.failures] == ["meter_id_pattern"]
+    assert verdict.failures[0].unexpected_count == 48
+    assert verdict.verdict == "rejected"
