@@ -4,10 +4,11 @@
 (midnight UTC, ``retention_days`` before now) and, per day:
 
 1. exports the day's rows (one REPEATABLE READ snapshot: the rows, their count, kWh sum and
-   fingerprint) to Parquet (pyarrow, zstd) at
+   fingerprint, and count and sum per channel) to Parquet (pyarrow, zstd; schema version 2,
+   keyed by meter, channel and interval start) at
    ``archive/source=<S>/year=YYYY/month=MM/day=DD/readings_<s>_<day>_<sha12>.parquet``;
 2. uploads it and reads it back: size, sha256, and row count and kWh sum from the Parquet
-   itself must match the snapshot;
+   itself, in total and per channel, must match the snapshot;
 3. writes ``manifest.json`` beside it (rows, kWh sum, first/last interval_start, sha256 and
    size of each object, schema version) and reads that back too; then removes any other
    object under the day's prefix (an archive the merge replaced, or an upload an interrupted
@@ -25,8 +26,9 @@ archive (the promotion rule: a reading replaces an archived one only with a bett
 ``archive_landing`` gzips files in ``landing/processed/`` older than the cutoff to
 ``raw/<feed>/<yyyy>/<mm>/<dd>/<file>.gz`` (the file's modification day), verifies the copy and
 removes the local file. ``restore`` reads archived days back into the source tables,
-idempotently. Every step is a row in audit.archive_run. Marts are never touched: they keep the
-aggregates of archived days.
+idempotently; it reads schema version 2 and the version 1 of earlier runs (no channel column:
+its readings are E1, ``models.DEFAULT_CHANNEL``). Every step is a row in audit.archive_run.
+Marts are never touched: they keep the aggregates of archived days.
 """
 
 from __future__ import annotations
@@ -47,26 +49,38 @@ import psycopg
 from psycopg import sql
 
 from meterflow import SQL_DIR, aggregation, config, warehouse
-from meterflow.models import SOURCES
+from meterflow.models import DEFAULT_CHANNEL, SOURCES
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: a channel column (issue 17); 1: none, every reading is DEFAULT_CHANNEL
+READABLE_VERSIONS = (1, 2)  # what restore (and the merge of a late reading) reads
 ARCHIVE_PREFIX = "archive"
 RAW_PREFIX = "raw"
 MANIFEST = "manifest.json"
 COMPRESSION = "zstd"
 # Source letter → table: the only place table names come from (never from input).
 TABLES = {s: ("meter", f"readings_{s.lower()}") for s in SOURCES}
-COLUMNS = ["meter_id", "interval_start", "kwh", "quality", "batch_id", "ingested_at"]
-_CSV_COLUMNS = ["meter_id", "interval_start_us", "kwh", "quality", "batch_id", "ingested_at_us"]
+COLUMNS = ["meter_id", "channel", "interval_start", "kwh", "quality", "batch_id", "ingested_at"]
+_CSV_COLUMNS = [
+    "meter_id",
+    "channel",
+    "interval_start_us",
+    "kwh",
+    "quality",
+    "batch_id",
+    "ingested_at_us",
+]
 _TEMP_TABLE = (
-    "CREATE TEMP TABLE {} (meter_id text, interval_start_us bigint, kwh numeric, "
-    "quality char(1), batch_id bigint, ingested_at_us bigint) ON COMMIT DROP"
+    "CREATE TEMP TABLE {} (meter_id text, channel text NOT NULL, interval_start_us bigint, "
+    "kwh numeric, quality char(1), batch_id bigint, ingested_at_us bigint) ON COMMIT DROP"
 )
+# Per channel: (rows, sum of the value column). kWh for energy channels, the channel's own
+# unit (kVArh ...) for the others: a checksum, never an energy figure.
+ChannelStats = dict[str, tuple[int, Decimal]]
 _MAX_PRECISION = 38
 
 
@@ -218,6 +232,7 @@ def _arrow_schema(scale: int) -> pa.Schema:
     return pa.schema(
         [
             pa.field("meter_id", pa.string(), nullable=False),
+            pa.field("channel", pa.string(), nullable=False),
             pa.field("interval_start", pa.timestamp("us", tz="UTC"), nullable=False),
             pa.field("kwh", pa.decimal128(_MAX_PRECISION, scale), nullable=False),
             pa.field("quality", pa.string(), nullable=False),
@@ -253,6 +268,7 @@ def csv_to_table(data: bytes) -> pa.Table:
         convert_options=pacsv.ConvertOptions(
             column_types={
                 "meter_id": pa.string(),
+                "channel": pa.string(),
                 "interval_start_us": pa.int64(),
                 "kwh": pa.string(),
                 "quality": pa.string(),
@@ -269,6 +285,7 @@ def csv_to_table(data: bytes) -> pa.Table:
     schema = _arrow_schema(scale)
     arrays = [
         raw["meter_id"],
+        raw["channel"],
         raw["interval_start_us"].cast(pa.timestamp("us", tz="UTC")),
         kwh.cast(pa.decimal128(_MAX_PRECISION, scale)),
         raw["quality"],
@@ -296,14 +313,53 @@ def parquet_stats(data: bytes) -> tuple[pa.Table, int, Decimal]:
     return table, table.num_rows, Decimal(total or 0)
 
 
+def channels(table: pa.Table) -> pa.Array | pa.ChunkedArray:
+    """The table's channel column; an object of schema version 1 has none: every reading in it
+    is ``DEFAULT_CHANNEL`` (E1, import energy), as V015 made every earlier reading."""
+    import pyarrow as pa
+
+    if "channel" in table.column_names:
+        return table["channel"]
+    return pa.array([DEFAULT_CHANNEL] * table.num_rows, pa.string())
+
+
+def channel_stats(table: pa.Table) -> ChannelStats:
+    """(rows, sum of kwh) per channel of an archive table (either schema version)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if table.num_rows == 0:
+        return {}
+    grouped = (
+        pa.table({"channel": channels(table), "kwh": table["kwh"]})
+        .group_by("channel")
+        .aggregate([("kwh", "count", pc.CountOptions(mode="all")), ("kwh", "sum")])
+    )
+    return {
+        row["channel"]: (int(row["kwh_count"]), Decimal(row["kwh_sum"] or 0))
+        for row in grouped.to_pylist()
+    }
+
+
+def stats_json(stats: ChannelStats) -> dict[str, dict[str, Any]]:
+    """Per-channel figures as the manifest writes them (kWh sums as exact decimal strings)."""
+    return {c: {"rows": n, "kwh_sum": str(s)} for c, (n, s) in sorted(stats.items())}
+
+
+def stats_from_json(data: dict[str, dict[str, Any]]) -> ChannelStats:
+    return {c: (int(v["rows"]), Decimal(v["kwh_sum"])) for c, v in data.items()}
+
+
 def table_to_csv(table: pa.Table) -> bytes:
-    """An archive table as CSV for COPY into a _restore/_archived temp table."""
+    """An archive table (schema version 1 or 2) as CSV for COPY into a _restore/_archived temp
+    table; a version-1 table's readings get ``DEFAULT_CHANNEL``."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     flat = pa.table(
         {
             "meter_id": table["meter_id"],
+            "channel": channels(table),
             "interval_start_us": table["interval_start"].cast(pa.int64()),
             "kwh": table["kwh"],
             "quality": table["quality"],
@@ -336,6 +392,7 @@ class Snapshot:
     first_interval: datetime | None
     last_interval: datetime | None
     fingerprint: str
+    channels: ChannelStats = field(default_factory=dict)
 
 
 @dataclass
@@ -381,7 +438,11 @@ def _export_day(
         rows, kwh_sum, first, last, fingerprint = conn.execute(
             _query("day_snapshot", table=table), params
         ).fetchone()
-        snap = Snapshot(rows, Decimal(kwh_sum), first, last, fingerprint)
+        per_channel = {
+            c: (n, Decimal(s))
+            for c, n, s in conn.execute(_query("day_channels", table=table), params)
+        }
+        snap = Snapshot(rows, Decimal(kwh_sum), first, last, fingerprint, per_channel)
         query = _query("export_day", table=table)
         if previous is not None:
             old = json.loads(previous)
@@ -409,15 +470,19 @@ def archive_day(
         log.info("%s %s: no readings left to archive", source, day)
         return None
     table, rows, kwh_sum = parquet_stats(parquet)
+    per_channel = channel_stats(table)
     sha = _sha256(parquet)
     key = f"{day_prefix(source, day)}/readings_{source.lower()}_{day:%Y-%m-%d}_{sha[:12]}.parquet"
     merged = previous is not None
-    # A fresh day must hold exactly the warehouse's rows; a merged day at least as many keys.
-    exact = (rows, kwh_sum) == (snap.rows, snap.kwh_sum)
-    if (merged and rows < snap.rows) or (not merged and not exact):
+    # A fresh day must hold exactly the warehouse's rows, channel by channel; a merged day at
+    # least as many keys of every channel.
+    exact = (rows, kwh_sum) == (snap.rows, snap.kwh_sum) and per_channel == snap.channels
+    short = [c for c, (n, _) in snap.channels.items() if per_channel.get(c, (0, 0))[0] < n]
+    if (merged and (rows < snap.rows or short)) or (not merged and not exact):
         raise ArchiveError(
-            f"{source} {day}: Parquet holds {rows} rows / {kwh_sum} kWh, "
-            f"the warehouse {snap.rows} / {snap.kwh_sum}"
+            f"{source} {day}: Parquet holds {rows} rows / {kwh_sum} kWh "
+            f"({_stats_text(per_channel)}), the warehouse {snap.rows} / {snap.kwh_sum} "
+            f"({_stats_text(snap.channels)})"
         )
     audit(
         "export",
@@ -442,11 +507,13 @@ def archive_day(
     )
 
     back = _read_back(s3, bucket, key, len(parquet), sha)
-    _, back_rows, back_kwh = parquet_stats(back)
-    if (back_rows, back_kwh) != (rows, kwh_sum):
+    back_table, back_rows, back_kwh = parquet_stats(back)
+    back_channels = channel_stats(back_table)
+    if (back_rows, back_kwh, back_channels) != (rows, kwh_sum, per_channel):
         raise ArchiveError(
-            f"s3://{bucket}/{key}: read back {back_rows} rows / {back_kwh} kWh, "
-            f"wrote {rows} / {kwh_sum}"
+            f"s3://{bucket}/{key}: read back {back_rows} rows / {back_kwh} kWh "
+            f"({_stats_text(back_channels)}), wrote {rows} / {kwh_sum} "
+            f"({_stats_text(per_channel)})"
         )
     audit(
         "verify",
@@ -455,7 +522,8 @@ def archive_day(
         rows=back_rows,
         kwh_sum=back_kwh,
         s3_key=key,
-        detail="size, sha256, row count and kWh sum read back from S3",
+        detail="size, sha256, row count and kWh sum per channel read back from S3: "
+        + _stats_text(back_channels),
     )
 
     starts = table["interval_start"]
@@ -466,6 +534,7 @@ def archive_day(
         "day": day.isoformat(),
         "rows": rows,
         "kwh_sum": str(kwh_sum),
+        "channels": stats_json(per_channel),
         "min_interval_start": pc.min(starts).as_py().isoformat() if rows else None,
         "max_interval_start": pc.max(starts).as_py().isoformat() if rows else None,
         "columns": [f"{f.name}:{f.type}" for f in table.schema],
@@ -477,6 +546,7 @@ def archive_day(
                 "sha256": sha,
                 "rows": rows,
                 "kwh_sum": str(kwh_sum),
+                "channels": stats_json(per_channel),
             }
         ],
         "run_id": audit.run_id,
@@ -501,6 +571,11 @@ def archive_day(
             + (" (merged archive)" if stale in old_keys else " (left by an interrupted run)"),
         )
     return ArchivedDay(source, day, snap, mkey, rows, kwh_sum, manifest["objects"])
+
+
+def _stats_text(stats: ChannelStats) -> str:
+    """``E1 48 rows / 12.5, B1 48 rows / 3.25`` for messages and the audit."""
+    return ", ".join(f"{c} {n} rows / {s}" for c, (n, s) in sorted(stats.items())) or "no rows"
 
 
 def _day_objects(s3, bucket: str, source: str, day: date) -> set[str]:
@@ -963,29 +1038,41 @@ def _restore_day(
     if body is None:
         raise ArchiveError(f"s3://{bucket}/{mkey}: manifest vanished")
     manifest = json.loads(body)
-    if manifest.get("schema_version") != SCHEMA_VERSION:
+    if manifest.get("schema_version") not in READABLE_VERSIONS:
         raise ArchiveError(
             f"s3://{bucket}/{mkey}: schema version {manifest.get('schema_version')}, "
-            f"this code reads {SCHEMA_VERSION}"
+            f"this code reads {', '.join(map(str, READABLE_VERSIONS))}"
         )
     start, end = day_bounds(day)
     with conn.transaction():
         conn.execute("SELECT meter.ensure_partitions(%s::regclass, %s, %s)", (parent, start, end))
         conn.execute(sql.SQL(_TEMP_TABLE).format(sql.Identifier("_restore")))
         rows, kwh = 0, Decimal(0)
+        per_channel: ChannelStats = {}
         for obj in manifest["objects"]:
             data = _read_back(s3, bucket, obj["key"], obj["bytes"], obj["sha256"])
             arrow, n, s = parquet_stats(data)
-            if n != obj["rows"] or s != Decimal(obj["kwh_sum"]):
+            found = channel_stats(arrow)
+            # schema version 1 names no channels: its readings are all DEFAULT_CHANNEL
+            expected = stats_from_json(obj["channels"]) if "channels" in obj else None
+            if n != obj["rows"] or s != Decimal(obj["kwh_sum"]) or expected not in (None, found):
                 raise ArchiveError(
-                    f"s3://{bucket}/{obj['key']}: {n} rows / {s} kWh, manifest says "
-                    f"{obj['rows']} / {obj['kwh_sum']}"
+                    f"s3://{bucket}/{obj['key']}: {n} rows / {s} kWh ({_stats_text(found)}), "
+                    f"manifest says {obj['rows']} / {obj['kwh_sum']}"
+                    + (f" ({_stats_text(expected)})" if expected is not None else "")
                 )
             with conn.cursor().copy("COPY _restore FROM STDIN (FORMAT csv)") as copy:
                 copy.write(table_to_csv(arrow))
             rows += n
             kwh += s
-        if rows != manifest["rows"] or kwh != Decimal(manifest["kwh_sum"]):
+            for c, (cn, cs) in found.items():
+                before_n, before_s = per_channel.get(c, (0, Decimal(0)))
+                per_channel[c] = (before_n + cn, before_s + cs)
+        if (
+            rows != manifest["rows"]
+            or kwh != Decimal(manifest["kwh_sum"])
+            or ("channels" in manifest and stats_from_json(manifest["channels"]) != per_channel)
+        ):
             raise ArchiveError(f"s3://{bucket}/{mkey}: objects do not add up to the manifest")
         cur = conn.execute(_query("restore_day", table=table))
         inserted = cur.rowcount
@@ -998,7 +1085,8 @@ def _restore_day(
             rows=inserted,
             kwh_sum=kwh,
             s3_key=mkey,
-            detail=f"{rows} archived rows verified, {inserted} inserted, "
+            detail=f"{rows} archived rows verified ({_stats_text(per_channel)}), "
+            f"schema version {manifest['schema_version']}, {inserted} inserted, "
             f"{rows - inserted} already present",
             conn=conn,
         )

@@ -376,7 +376,7 @@ def load_file(
             return result
         result.batch_id = batch_id
         cleanser = cleansing.Cleanser(
-            feed, now=now, max_kwh=config.get("max_kwh"), meter_limits=_meter_limits(cur)
+            feed, now=now, max_kwh=config.get("max_kwh"), meter_limits=meter_limits(cur)
         )
         tracker = _DuplicateTracker()
         reasons: Counter[str] = Counter()
@@ -538,7 +538,7 @@ def _open_batch(
     return batch_id, ingested_at
 
 
-def _meter_limits(cur: psycopg.Cursor) -> dict[str, float]:
+def meter_limits(cur: psycopg.Cursor) -> dict[str, float]:
     """Meters with their own limit per 30 minutes (a site's capacity in meter.meter)."""
     cur.execute("SELECT meter_id, capacity_kwh FROM meter.meter WHERE capacity_kwh IS NOT NULL")
     return {meter: float(limit) for meter, limit in cur.fetchall()}

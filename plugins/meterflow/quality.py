@@ -40,7 +40,7 @@ import mimetypes
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -51,7 +51,7 @@ from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo
 
 from meterflow import EXPECTATIONS_DIR, SQL_DIR, config, warehouse
-from meterflow.models import BatchStatus
+from meterflow.models import METER_ID_PATTERN, BatchStatus, ChannelKind, channel_kind
 
 if TYPE_CHECKING:
     import psycopg
@@ -60,6 +60,8 @@ if TYPE_CHECKING:
         ExpectationSuiteValidationResult,
     )
     from great_expectations.data_context import FileDataContext
+
+    from meterflow.feeds import Feed
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +185,8 @@ def suite_definition(name: str = SUITE, directory: Path = EXPECTATIONS_DIR) -> d
         if isinstance(exp.get("description"), str):
             text = exp["description"]
             for key, value in params.items():
-                text = text.replace("{" + key + "}", f"{value:g}")
+                shown = f"{value:g}" if isinstance(value, float) else str(value)
+                text = text.replace("{" + key + "}", shown)
             exp["description"] = text
     return data
 
@@ -194,9 +197,28 @@ def load_suite(name: str = SUITE, directory: Path = EXPECTATIONS_DIR) -> Expecta
     return ExpectationSuite(**suite_definition(name, directory))
 
 
-def expectation_parameters() -> dict[str, Any]:
-    """Values of the suite's ``{"$PARAMETER": ...}`` placeholders, from meterflow settings."""
-    return {"max_kwh": float(config.get("max_kwh"))}
+def expectation_parameters(feed: Feed | None = None) -> dict[str, Any]:
+    """Values of the suite's ``{"$PARAMETER": ...}`` placeholders: setting ``max_kwh``, and the
+    meter-id pattern of the feed that staged the batch (``feed``; without one, the domain's
+    ``models.METER_ID_PATTERN``), so a feed of real NMIs is judged by its own pattern."""
+    return {
+        "max_kwh": float(config.get("max_kwh")),
+        "meter_id_pattern": feed.meter_id_pattern if feed is not None else METER_ID_PATTERN,
+    }
+
+
+def batch_feed(conn: psycopg.Connection, batch_id: int) -> Feed:
+    """The feed (include/config/feeds.yaml) that staged ``batch_id``; a feed removed from
+    feeds.yaml since is a feed of defaults under its name (logged)."""
+    from meterflow import feeds
+
+    row = conn.execute(sql("batch_feed"), {"batch_id": batch_id}).fetchone()
+    name = str(row[0]) if row else "?"
+    feed = feeds.load_feeds().get(name)
+    if feed is None:
+        log.warning("batch %s: feed %r is not in feeds.yaml: its defaults apply", batch_id, name)
+        feed = feeds.Feed(name=name, folder=name)
+    return feed
 
 
 # --- the GX context -------------------------------------------------------------------------
@@ -380,7 +402,8 @@ def _make_checkpoint(ctx: FileDataContext) -> Any:
 
 
 GRID_YEARS = 10  # local days before today that profile.sql finds by binary search
-# profile.sql's per-meter arrays of incomplete days: save_day_gaps.sql's columns after meter_id
+# profile.sql's per-channel arrays of incomplete days: save_day_gaps.sql's columns after
+# meter_id and channel
 GAP_COLUMNS = ("gap_days", "gap_readings", "gap_intervals", "gap_expected")
 
 
@@ -404,10 +427,34 @@ def day_grid(today: date | None = None) -> dict[str, Any]:
     }
 
 
+def channel_limits(conn: psycopg.Connection, batch_id: int) -> Callable[[str, str], float | None]:
+    """``limit(meter_id, channel)``: the highest plausible kWh per 30 minutes that the cleanser
+    held the batch's readings to — the meter's capacity (meter.meter.capacity_kwh), else the
+    batch feed's ``max_kwh``, else setting ``max_kwh`` (cleansing.Cleanser.limit_for, the one
+    place that decides it) — for an energy channel; None for a non-energy one (kVArh ... is
+    stored, never judged as kWh)."""
+    from meterflow import cleansing, ingest
+
+    feed = batch_feed(conn, batch_id)
+    with conn.cursor() as cur:
+        meters = ingest.meter_limits(cur)
+    cleanser = cleansing.Cleanser(
+        feed, now=datetime.now(UTC), max_kwh=float(config.get("max_kwh")), meter_limits=meters
+    )
+
+    def limit(meter_id: str, channel: str) -> float | None:
+        if channel_kind(channel) is ChannelKind.NON_ENERGY:
+            return None
+        return cleanser.limit_for(meter_id)
+
+    return limit
+
+
 def profile_batch(batch_id: int, conn_id: str | None = None) -> int:
-    """Write the profile of ``batch_id`` (a row per meter) and its incomplete meter-days to
+    """Write the profile of ``batch_id`` (a row per meter and channel, with the limit of its
+    largest reading: ``channel_limits``) and its incomplete meter-channel-days to
     staging.batch_profile and staging.batch_day_gap, replacing an earlier one, with one pass
-    over its staging rows; return the number of meter-days."""
+    over its staging rows; return the number of meter-channel-days."""
     import psycopg
     from psycopg.rows import dict_row
 
@@ -430,21 +477,26 @@ def profile_batch(batch_id: int, conn_id: str | None = None) -> int:
         # bound by the client (quoted literals): the grid is planned as constants
         cursor = psycopg.ClientCursor(conn, row_factory=dict_row)
         meters = cursor.execute(sql("profile"), params).fetchall()
+        limit = channel_limits(conn, batch_id)
         gaps = []
         with conn.cursor().copy(sql("save_profile")) as copy:
             for meter in meters:
-                # the meter's incomplete days, as parallel arrays (NULL when it has none)
+                # the channel's incomplete days, as parallel arrays (NULL when it has none)
                 days = zip(*(meter.pop(column) or () for column in GAP_COLUMNS), strict=True)
-                gaps += [(batch_id, meter["meter_id"], *day) for day in sorted(days)]
-                copy.write_row((batch_id, *meter.values()))  # save_profile.sql's columns
+                key = (meter["meter_id"], meter["channel"])
+                gaps += [(batch_id, *key, *day) for day in sorted(days)]
+                # save_profile.sql's columns
+                copy.write_row((batch_id, *meter.values(), limit(*key)))
         with conn.cursor().copy(sql("save_day_gaps")) as copy:
             for gap in gaps:
                 copy.write_row(gap)
     days = sum(meter["days"] for meter in meters)
     log.info(
-        "batch %s profiled: %s meter-day(s) of %s meter(s), %s incomplete, in %.1f s",
+        "batch %s profiled: %s meter-channel-day(s) of %s meter(s) in %s channel series, "
+        "%s incomplete, in %.1f s",
         batch_id,
         days,
+        len({meter["meter_id"] for meter in meters}),
         len(meters),
         len(gaps),
         time.perf_counter() - clock,
@@ -479,10 +531,10 @@ def unexpected_rows(
     return total, [{k: v for k, v in r.items() if k != "unexpected_total"} for r in found]
 
 
-def _query_params(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """An expectation's scalar kwargs with ``$PARAMETER`` values resolved, plus the suite's
-    parameters: the values a ``rows_query`` may name."""
-    params = expectation_parameters()
+def _query_params(kwargs: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """An expectation's scalar kwargs with ``$PARAMETER`` values resolved from ``params`` (the
+    batch's ``expectation_parameters``), plus those parameters: the values a ``rows_query`` may
+    name."""
     out: dict[str, Any] = dict(params)
     for key, value in kwargs.items():
         if isinstance(value, dict) and "$PARAMETER" in value:
@@ -492,7 +544,9 @@ def _query_params(kwargs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _failure(res: Any, batch_id: int, conn_id: str | None = None) -> Failure:
+def _failure(
+    res: Any, batch_id: int, params: dict[str, Any], conn_id: str | None = None
+) -> Failure:
     """One failed expectation: its check, severity, and the rows its ``rows_query`` finds (a
     count and a sample); without a rows_query, GX's own figures."""
     cfg = res.expectation_config
@@ -505,7 +559,7 @@ def _failure(res: Any, batch_id: int, conn_id: str | None = None) -> Failure:
     sample: list[Any] = list(result.get("partial_unexpected_list") or [])[:SAMPLE_SIZE]
     if meta.get("rows_query"):
         count, rows = unexpected_rows(
-            batch_id, meta["rows_query"], _query_params(kwargs), conn_id=conn_id
+            batch_id, meta["rows_query"], _query_params(kwargs, params), conn_id=conn_id
         )
         sample = rows
     severity = getattr(cfg, "severity", None) or cfg.get("severity")
@@ -537,16 +591,20 @@ def _docs_relpath(ctx: FileDataContext, result_id: Any) -> str | None:
 
 
 def run_checkpoint(
-    batch_id: int, run_name: str, conn_id: str | None = None
+    batch_id: int,
+    run_name: str,
+    conn_id: str | None = None,
+    params: dict[str, Any] | None = None,
 ) -> tuple[ExpectationSuiteValidationResult, str | None]:
-    """Validate staging rows of ``batch_id`` with a GX Checkpoint that also updates Data Docs;
-    return GX's suite result and the page's path relative to the Data Docs site."""
+    """Validate staging rows of ``batch_id`` with a GX Checkpoint that also updates Data Docs,
+    its ``$PARAMETER`` values from ``params`` (default ``expectation_parameters()``); return
+    GX's suite result and the page's path relative to the Data Docs site."""
     from great_expectations.core.run_identifier import RunIdentifier
 
     with _locked(gx_root()):
         ctx = context(conn_id, batch_id)
         outcome = _checkpoint(ctx).run(
-            expectation_parameters=expectation_parameters(),
+            expectation_parameters=params if params is not None else expectation_parameters(),
             run_id=RunIdentifier(run_name=run_name),
         )
         ((result_id, result),) = outcome.run_results.items()
@@ -566,12 +624,13 @@ def validate_batch(
     clock = time.perf_counter()
     with warehouse.connect(conn_id) as conn:
         file_name, _status = _batch(conn, batch_id)
+        params = expectation_parameters(batch_feed(conn, batch_id))
         conn.rollback()
     run_name = f"batch_{batch_id}-{started:%Y%m%dT%H%M%S%fZ}"
     profiled = time.perf_counter()
     profile_batch(batch_id, conn_id)
     profiled = time.perf_counter() - profiled
-    result, docs_path = run_checkpoint(batch_id, run_name, conn_id)
+    result, docs_path = run_checkpoint(batch_id, run_name, conn_id, params)
 
     broken = [r for r in result.results if (r.exception_info or {}).get("raised_exception")]
     if broken:
@@ -580,7 +639,7 @@ def validate_batch(
             f"batch {batch_id}: {r.expectation_config.type} could not be evaluated: "
             f"{(r.exception_info or {}).get('exception_message')}"
         )
-    failures = [_failure(r, batch_id, conn_id) for r in result.results if not r.success]
+    failures = [_failure(r, batch_id, params, conn_id) for r in result.results if not r.success]
     verdict = Verdict(
         batch_id=batch_id,
         file_name=file_name,

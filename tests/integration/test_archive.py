@@ -495,3 +495,195 @@ def test_old_processed_landing_files_are_gzipped_to_s3_verified_and_removed(
             "SELECT step FROM audit.archive_run WHERE run_id = 'raw' ORDER BY id"
         )
     ] == ["raw", "raw_remove"]
+
+
+# --- channels (schema version 2) and archives of schema version 1 ---------------------------
+
+CH_COLUMNS = "meter_id, channel, interval_start, kwh, quality, batch_id, ingested_at"
+
+
+def _solar(meter: str = "SMR89150A") -> list[tuple]:
+    """A rooftop-solar meter on 5-6 February: import E1, export B1 and reactive Q1 (kVArh) on
+    the same intervals, with different values (B1 often equal to E1, as a real file has)."""
+    rows = []
+    ingested = datetime(2025, 2, 11, 6, 0, 0, 123456, tzinfo=UTC)
+    t, i = datetime(2025, 2, 5, tzinfo=UTC), 0
+    while t < datetime(2025, 2, 7, tzinfo=UTC):
+        e1 = KWH[i % 4]
+        rows += [
+            (meter, "E1", t, e1, "A", 31, ingested),
+            (meter, "B1", t, e1 if i % 3 == 0 else Decimal("0.125"), "A", 31, ingested),
+            (meter, "Q1", t, Decimal("0.75") + i, "E" if i % 5 == 0 else "A", 31, ingested),
+        ]
+        t += timedelta(minutes=30)
+        i += 1
+    return rows
+
+
+def _insert_channels(db, source: str, rows: list[tuple]) -> None:
+    table = f"meter.readings_{source.lower()}"
+    db.execute(
+        "SELECT meter.ensure_partitions(%s::regclass, %s, %s)",
+        (table, min(r[2] for r in rows), max(r[2] for r in rows) + timedelta(minutes=30)),
+    )
+    with db.cursor() as cur:
+        cur.executemany(
+            f"INSERT INTO {table} ({CH_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)", rows
+        )
+
+
+def _channel_table(db, source: str) -> list[tuple]:
+    return db.execute(
+        f"SELECT {CH_COLUMNS} FROM meter.readings_{source.lower()} "
+        "ORDER BY meter_id, channel, interval_start"
+    ).fetchall()
+
+
+def _manifest(s3_client, bucket: str, source: str, day: date) -> dict:
+    key = archive.manifest_key(source, day)
+    return json.loads(s3_client.get_object(Bucket=bucket, Key=key)["Body"].read())
+
+
+def test_a_solar_meters_import_export_and_reactive_channels_are_archived_and_restored_exactly(
+    db, bucket, s3_client
+):
+    import pyarrow.parquet as pq
+
+    rows = _solar()
+    _insert_channels(db, "A", rows)
+    before = _channel_table(db, "A")
+    assert len(before) == 3 * 2 * 48
+
+    summary = archive.archive_readings(now=NOW, retention_days=30, sources=["A"], run_id="ch")
+    assert summary["sources"]["A"]["rows_removed"] == len(rows)  # no channel collided
+    assert _channel_table(db, "A") == []
+
+    day = date(2025, 2, 5)
+    manifest = _manifest(s3_client, bucket, "A", day)
+    assert manifest["schema_version"] == 2
+    on_day = [r for r in rows if r[2].date() == day]
+    per_channel = {c: (v["rows"], Decimal(v["kwh_sum"])) for c, v in manifest["channels"].items()}
+    assert per_channel == {
+        c: (48, sum(r[3] for r in on_day if r[1] == c)) for c in ("B1", "E1", "Q1")
+    }
+    [obj] = manifest["objects"]
+    data = s3_client.get_object(Bucket=bucket, Key=obj["key"])["Body"].read()
+    table = pq.read_table(io.BytesIO(data))
+    assert table.column_names[:3] == ["meter_id", "channel", "interval_start"]
+    assert table.schema.metadata[b"meterflow.schema_version"] == b"2"
+    assert sorted(set(table["channel"].to_pylist())) == ["B1", "E1", "Q1"]
+
+    out = archive.restore(source="A", first_day=date(2025, 2, 5), last_day=date(2025, 2, 6))
+    assert out["rows_restored"] == len(rows)
+    assert _channel_table(db, "A") == before  # values, channels, qualities, batches: exact
+
+
+def test_a_day_whose_channels_differ_in_the_parquet_is_not_archived(db, bucket, monkeypatch):
+    """The export's figures are checked per channel: a Parquet that holds the same rows and kWh
+    in total but a B1 reading labelled E1 stops the run before anything is uploaded or
+    deleted."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    _insert_channels(db, "A", _solar())
+    before = _channel_table(db, "A")
+    real = archive.csv_to_table
+
+    def relabelled(data: bytes):
+        table = real(data)
+        first_b1 = pc.index(table["channel"], "B1").as_py()
+        labels = table["channel"].to_pylist()
+        labels[first_b1] = "E1"
+        return table.set_column(1, table.schema.field("channel"), pa.array(labels, pa.string()))
+
+    monkeypatch.setattr(archive, "csv_to_table", relabelled)
+    with pytest.raises(archive.ArchiveError, match=r"B1 47 rows.*B1 48 rows"):
+        archive.archive_readings(now=NOW, retention_days=30, sources=["A"], run_id="swap")
+    assert _channel_table(db, "A") == before
+
+
+def _write_v1_day(s3_client, bucket: str, source: str, day: date, rows: list[tuple]) -> None:
+    """An archived day exactly as schema version 1 wrote it (before channels): no channel
+    column, schema_version 1 in the Parquet metadata and the manifest."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    scale = max(-r[2].as_tuple().exponent for r in rows)
+    schema = pa.schema(
+        [
+            pa.field("meter_id", pa.string(), nullable=False),
+            pa.field("interval_start", pa.timestamp("us", tz="UTC"), nullable=False),
+            pa.field("kwh", pa.decimal128(38, scale), nullable=False),
+            pa.field("quality", pa.string(), nullable=False),
+            pa.field("batch_id", pa.int64(), nullable=False),
+            pa.field("ingested_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        ],
+        metadata={"meterflow.schema_version": "1"},
+    )
+    table = pa.Table.from_pylist(
+        [dict(zip(schema.names, r, strict=True)) for r in rows], schema=schema
+    )
+    buf = io.BytesIO()
+    pq.write_table(table, buf, compression="zstd")
+    data = buf.getvalue()
+    sha = hashlib.sha256(data).hexdigest()
+    prefix = archive.day_prefix(source, day)
+    key = f"{prefix}/readings_{source.lower()}_{day:%Y-%m-%d}_{sha[:12]}.parquet"
+    s3_client.put_object(Bucket=bucket, Key=key, Body=data)
+    total = str(sum(r[2] for r in rows))
+    manifest = {
+        "schema_version": 1,
+        "source": source,
+        "table": f"meter.readings_{source.lower()}",
+        "day": day.isoformat(),
+        "rows": len(rows),
+        "kwh_sum": total,
+        "min_interval_start": min(r[1] for r in rows).isoformat(),
+        "max_interval_start": max(r[1] for r in rows).isoformat(),
+        "columns": [f"{f.name}:{f.type}" for f in schema],
+        "compression": "zstd",
+        "objects": [
+            {"key": key, "bytes": len(data), "sha256": sha, "rows": len(rows), "kwh_sum": total}
+        ],
+        "run_id": "archive__v1",
+        "created_at": "2025-03-01T00:00:00+00:00",
+    }
+    s3_client.put_object(
+        Bucket=bucket, Key=f"{prefix}/manifest.json", Body=json.dumps(manifest).encode()
+    )
+
+
+def test_a_day_archived_with_schema_version_1_restores_as_channel_e1(db, bucket, s3_client):
+    day = date(2025, 1, 31)
+    v1 = [r for r in _readings("A") if r[1].date() == day]
+    _write_v1_day(s3_client, bucket, "A", day, v1)
+
+    out = archive.restore(source="A", first_day=day)
+
+    assert out["rows_restored"] == len(v1) == 2 * 48
+    assert _channel_table(db, "A") == sorted(
+        (m, "E1", t, kwh, q, b, i) for m, t, kwh, q, b, i in v1
+    )
+    again = archive.restore(source="A", first_day=day)
+    assert (again["rows_restored"], again["rows_already_present"]) == (0, len(v1))
+
+
+def test_a_late_export_reading_merges_into_a_version_1_archive_as_version_2(db, bucket, s3_client):
+    """A day archived before channels (version 1) gets a late B1 reading: the next run merges
+    them into one version-2 object, the archived readings as E1 beside the B1 one."""
+    day = date(2025, 1, 31)
+    v1 = [r for r in _readings("A") if r[1].date() == day]
+    _write_v1_day(s3_client, bucket, "A", day, v1)
+    late = ("SMR89130A", "B1", v1[0][1], Decimal("0.5"), "A", 77, NOW)
+    _insert_channels(db, "A", [late])
+
+    archive.archive_readings(now=NOW, retention_days=30, sources=["A"], run_id="merge")
+
+    manifest = _manifest(s3_client, bucket, "A", day)
+    assert manifest["schema_version"] == 2
+    assert {c: v["rows"] for c, v in manifest["channels"].items()} == {"B1": 1, "E1": 2 * 48}
+    assert _channel_table(db, "A") == []
+    archive.restore(source="A", first_day=day)
+    assert _channel_table(db, "A") == sorted(
+        [(m, "E1", t, kwh, q, b, i) for m, t, kwh, q, b, i in v1] + [late]
+    )

@@ -34,7 +34,8 @@ def day_rows(meter: str, day: date = CLEAN_DAY, quality: str = "A") -> list[tupl
 
 
 def stage(db, rows: list[tuple], file_name: str = "readings.csv") -> int:
-    """An audit.load_batch row with status 'staged' (accounting balanced) and its rows."""
+    """An audit.load_batch row with status 'staged' (accounting balanced) and its rows:
+    (meter, source, start, kWh, quality[, channel]); without a channel, E1."""
     n = len(rows)
     sha = hashlib.sha256(f"{file_name}{datetime.now().isoformat()}".encode()).hexdigest()
     (batch_id,) = db.execute(
@@ -44,11 +45,14 @@ def stage(db, rows: list[tuple], file_name: str = "readings.csv") -> int:
         (file_name, f"/landing/spreadsheets/{file_name}", sha, n, n),
     ).fetchone()
     with db.cursor().copy(
-        "COPY staging.reading (batch_id, row_no, meter_id, source, interval_start, kwh, quality,"
-        " ingested_at) FROM STDIN"
+        "COPY staging.reading (batch_id, row_no, meter_id, channel, source, interval_start, kwh,"
+        " quality, ingested_at) FROM STDIN"
     ) as copy:
-        for no, (meter, source, start, kwh, quality) in enumerate(rows, start=2):
-            copy.write_row((batch_id, no, meter, source, start, kwh, quality, datetime.now(UTC)))
+        for no, (meter, source, start, kwh, quality, *channel) in enumerate(rows, start=2):
+            channel = channel[0] if channel else "E1"
+            copy.write_row(
+                (batch_id, no, meter, channel, source, start, kwh, quality, datetime.now(UTC))
+            )
     return batch_id
 
 
@@ -87,8 +91,8 @@ def test_clean_batch_with_clock_change_days_is_validated_and_recorded(db, gx_hom
     assert row[:6] == ("meter_reading", True, "validated", 10, 0, [])
     page = (gx_home / "data_docs" / row[6]).read_text()
     # each check reads as its sentence from the suite, with the bound it was checked against
-    assert "one reading per meter and interval" in page
-    assert "no reading is above 25 kWh per half hour" in page
+    assert "one reading per meter, channel and interval" in page
+    assert "else setting MF_MAX_KWH (25 kWh)" in page
 
 
 def test_data_docs_pages_are_rendered_from_templates_compiled_once(db, gx_home):
@@ -106,7 +110,7 @@ def test_data_docs_pages_are_rendered_from_templates_compiled_once(db, gx_home):
     assert first.docs_path != second.docs_path
     for verdict in (first, second):
         page = (gx_home / "data_docs" / verdict.docs_path).read_text()
-        assert "one reading per meter and interval" in page
+        assert "one reading per meter, channel and interval" in page
         assert verdict.docs_path in index and f"batch_{verdict.batch_id}-" in verdict.docs_path
 
 
@@ -118,8 +122,8 @@ def test_a_changed_bound_reaches_the_kept_suite_and_its_page(db, gx_home, monkey
     second = quality.validate_batch(stage(db, day_rows("SMR89135B")), publish=False)
 
     docs = gx_home / "data_docs"
-    assert "no reading is above 25 kWh per half hour" in (docs / first.docs_path).read_text()
-    assert "no reading is above 50 kWh per half hour" in (docs / second.docs_path).read_text()
+    assert "MF_MAX_KWH (25 kWh)" in (docs / first.docs_path).read_text()
+    assert "MF_MAX_KWH (50 kWh)" in (docs / second.docs_path).read_text()
 
 
 def test_the_gx_context_does_not_grow_with_the_batches_it_validates(db, gx_home):
@@ -292,7 +296,13 @@ def test_the_profile_counts_each_rule_once_per_reading_and_failures_name_the_rea
     assert found["interval_aligned"].unexpected_count == 1
     assert found["interval_aligned"].sample[0]["interval_start"].endswith("01:40:00+00:00")
     assert found["day_complete"].sample == [
-        {"meter_id": "SMR89135B", "local_day": "2025-03-30", "intervals": 44, "expected": 46}
+        {
+            "meter_id": "SMR89135B",
+            "channel": "E1",
+            "local_day": "2025-03-30",
+            "intervals": 44,
+            "expected": 46,
+        }
     ]
     assert verdict.verdict == "rejected"
 
@@ -432,3 +442,171 @@ def test_the_index_reads_each_stored_result_once_and_links_every_page(db, gx_hom
         assert verdict.docs_path in index and "ge-success-icon" in row(verdict)
     assert bad.verdict == "rejected"
     assert bad.docs_path in index and "ge-failed-icon" in row(bad)
+
+
+# --- channels (issue 17) --------------------------------------------------------------------
+
+
+def channel_rows(meter: str, channel: str, values: float = 0.25, day: date = CLEAN_DAY):
+    """One complete local day of one channel of a meter, all readings ``values``; the source
+    is an SMR id's suffix letter, C for an NMI (as a feed with a fixed source sets it)."""
+    source = meter[-1] if meter.startswith("SMR") else "C"
+    return [(meter, source, t, values, "A", channel) for t in day_slots(day)]
+
+
+def profile_rows(db, batch_id: int) -> list[tuple]:
+    return db.execute(
+        "SELECT meter_id, channel, readings, duplicates, incomplete_days, limit_kwh"
+        " FROM staging.batch_profile WHERE batch_id = %s ORDER BY meter_id, channel",
+        (batch_id,),
+    ).fetchall()
+
+
+def test_import_export_and_reactive_channels_of_one_meter_on_the_same_intervals_pass(db, gx_home):
+    from meterflow import quality
+
+    rows = [  # a rooftop-solar meter: E1 and B1 often equal, Q1 in kVArh
+        *channel_rows("SMR89134A", "E1", 0.5),
+        *channel_rows("SMR89134A", "B1", 0.5),
+        *channel_rows("SMR89134A", "Q1", 1.75),
+    ]
+    batch_id = stage(db, rows, file_name="solar.csv")
+
+    verdict = quality.validate_batch(batch_id, publish=False, alert=False)
+
+    assert verdict.failures == [] and verdict.verdict == "validated" == status(db, batch_id)
+    assert profile_rows(db, batch_id) == [
+        ("SMR89134A", "B1", 48, 0, 0, 25),
+        ("SMR89134A", "E1", 48, 0, 0, 25),
+        ("SMR89134A", "Q1", 48, 0, 0, None),  # non-energy: no kWh limit
+    ]
+
+
+def test_a_duplicate_within_one_channel_is_rejected_and_named_with_its_channel(db, gx_home):
+    from meterflow import quality
+
+    e1, b1 = channel_rows("SMR89134A", "E1"), channel_rows("SMR89134A", "B1")
+    batch_id = stage(db, [*e1, *b1, b1[7]], file_name="dup.csv")
+
+    verdict = quality.validate_batch(batch_id, publish=False, alert=False)
+
+    assert [f.check for f in verdict.failures] == ["key_unique"]
+    (failure,) = verdict.failures
+    assert failure.unexpected_count == 1
+    assert [(r["meter_id"], r["channel"], r["readings"]) for r in failure.sample] == [
+        ("SMR89134A", "B1", 2)
+    ]
+    assert [r[:4] for r in profile_rows(db, batch_id)] == [
+        ("SMR89134A", "B1", 49, 1),
+        ("SMR89134A", "E1", 48, 0),
+    ]
+
+
+def test_a_day_is_complete_per_channel_not_per_meter(db, gx_home):
+    """E1 has every interval, B1 lacks one: the meter's B1 day is incomplete although the
+    meter has a reading in every interval."""
+    from meterflow import quality
+
+    rows = [*channel_rows("SMR89134A", "E1"), *channel_rows("SMR89134A", "B1")[1:]]
+    verdict = quality.validate_batch(stage(db, rows), publish=False, alert=False)
+
+    assert [(f.check, f.severity) for f in verdict.failures] == [("day_complete", "warning")]
+    assert verdict.failures[0].sample == [
+        {
+            "meter_id": "SMR89134A",
+            "channel": "B1",
+            "local_day": CLEAN_DAY.isoformat(),
+            "intervals": 47,
+            "expected": 48,
+        }
+    ]
+    assert db.execute(
+        "SELECT meter_id, channel, local_day, intervals FROM staging.batch_day_gap"
+        " WHERE batch_id = %s",
+        (verdict.batch_id,),
+    ).fetchall() == [("SMR89134A", "B1", CLEAN_DAY, 47)]
+
+
+def _capacity(db, meter: str, kwh: float) -> None:
+    db.execute(
+        "INSERT INTO meter.meter (meter_id, source, capacity_kwh) VALUES (%s, %s, %s)",
+        (meter, meter[-1], kwh),
+    )
+
+
+def _with_peak(meter: str, channel: str, peak: float) -> list[tuple]:
+    rows = channel_rows(meter, channel)
+    return [*rows[:5], (*rows[5][:3], peak, *rows[5][4:]), *rows[6:]]
+
+
+def test_the_kwh_limit_is_the_meters_capacity_else_the_global_setting(db, gx_home):
+    """A commercial site with capacity 400 kWh may read 300 kWh in a half hour; a meter with
+    no capacity is held to MF_MAX_KWH (25); a meter whose capacity is 5 is held to 5, on its
+    export channel too; a reactive channel is never judged as kWh."""
+    from meterflow import quality
+
+    _capacity(db, "SMR89140A", 400)
+    _capacity(db, "SMR89141B", 5)
+    big = [*_with_peak("SMR89140A", "E1", 300.0), *_with_peak("SMR89140A", "Q1", 900.0)]
+    assert quality.validate_batch(stage(db, big), publish=False, alert=False).failures == []
+
+    over = [*_with_peak("SMR89142A", "E1", 30.0), *_with_peak("SMR89141B", "B1", 6.0)]
+    verdict = quality.validate_batch(stage(db, over), publish=False, alert=False)
+
+    assert [(f.check, f.severity) for f in verdict.failures] == [("kwh_range", "critical")]
+    (failure,) = verdict.failures
+    assert failure.unexpected_count == 2
+    assert sorted(
+        (r["meter_id"], r["channel"], float(r["kwh"]), float(r["limit_kwh"]))
+        for r in failure.sample
+    ) == [
+        ("SMR89141B", "B1", 6.0, 5.0),
+        ("SMR89142A", "E1", 30.0, 25.0),
+    ]
+    assert verdict.verdict == "rejected"
+
+
+def test_the_kwh_limit_is_the_feeds_max_kwh_where_the_meter_has_no_capacity(
+    db, gx_home, monkeypatch
+):
+    import dataclasses
+
+    from meterflow import feeds, quality
+
+    real = feeds.load_feeds()
+    commercial = dataclasses.replace(real["spreadsheets"], max_kwh=350.0)
+    monkeypatch.setattr(feeds, "load_feeds", lambda path=None: {**real, "spreadsheets": commercial})
+    _capacity(db, "SMR89141B", 50)
+
+    ok = stage(db, _with_peak("SMR89140A", "E1", 300.0))
+    assert quality.validate_batch(ok, publish=False, alert=False).failures == []
+    assert profile_rows(db, ok)[0][5] == 350
+
+    # the meter's own capacity still wins over the feed's limit
+    verdict = quality.validate_batch(
+        stage(db, _with_peak("SMR89141B", "E1", 60.0)), publish=False, alert=False
+    )
+    assert [f.check for f in verdict.failures] == ["kwh_range"]
+    assert float(verdict.failures[0].sample[0]["limit_kwh"]) == 50  # sample values are text
+
+
+def test_meter_ids_are_judged_by_the_pattern_of_the_batchs_feed(db, gx_home, monkeypatch):
+    """A feed of real 10-character NMIs (meter_id_pattern in feeds.yaml): its NMI batches pass
+    the gate, and an id that is not an NMI is rejected by that feed's pattern."""
+    import dataclasses
+
+    from meterflow import feeds, quality
+
+    real = feeds.load_feeds()
+    nmi = dataclasses.replace(real["spreadsheets"], meter_id_pattern=r"^[A-Z0-9]{10}$")
+    monkeypatch.setattr(feeds, "load_feeds", lambda path=None: {**real, "spreadsheets": nmi})
+
+    solar = [*channel_rows("6123456789", "E1"), *channel_rows("6123456789", "B1")]
+    assert quality.validate_batch(stage(db, solar), publish=False, alert=False).failures == []
+
+    verdict = quality.validate_batch(
+        stage(db, channel_rows("SMR89134A", "E1")), publish=False, alert=False
+    )
+    assert [f.check for f in verdict.failures] == ["meter_id_pattern"]
+    assert verdict.failures[0].unexpected_count == 48
+    assert verdict.verdict == "rejected"

@@ -5,7 +5,8 @@ SELECT count(*)                                  AS rows,
        min(interval_start)                       AS first_interval,
        max(interval_start)                       AS last_interval,
        md5(coalesce(string_agg(
-           meter.reading_line(meter_id, interval_start, kwh, quality, batch_id, ingested_at),
-           E'\n' ORDER BY meter_id, interval_start), '')) AS fingerprint
+           meter.reading_line(meter_id, channel, interval_start, kwh, quality, batch_id,
+                              ingested_at),
+           E'\n' ORDER BY meter_id, channel, interval_start), '')) AS fingerprint
   FROM {table}
  WHERE interval_start >= %(start)s AND interval_start < %(end)s

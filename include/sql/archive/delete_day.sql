@@ -3,10 +3,11 @@
 WITH gone AS (
     DELETE FROM {table}
      WHERE interval_start >= %(start)s AND interval_start < %(end)s
- RETURNING meter_id, interval_start, kwh, quality, batch_id, ingested_at
+ RETURNING meter_id, channel, interval_start, kwh, quality, batch_id, ingested_at
 )
 SELECT count(*), coalesce(sum(kwh), 0),
        md5(coalesce(string_agg(
-           meter.reading_line(meter_id, interval_start, kwh, quality, batch_id, ingested_at),
-           E'\n' ORDER BY meter_id, interval_start), ''))
+           meter.reading_line(meter_id, channel, interval_start, kwh, quality, batch_id,
+                              ingested_at),
+           E'\n' ORDER BY meter_id, channel, interval_start), ''))
   FROM gone

@@ -1,16 +1,18 @@
 -- A day that is already archived and got late readings since: the archived rows (_archived,
--- loaded from the day's Parquet) and the warehouse's rows merged with the promotion rule —
--- a reading replaces the archived one only with a strictly better quality.
+-- loaded from the day's Parquet; an object of schema version 1 has no channel and loads as
+-- E1) and the warehouse's rows merged with the promotion rule, per (meter, channel,
+-- interval) — a reading replaces the archived one only with a strictly better quality.
 COPY (
-    SELECT DISTINCT ON (meter_id, interval_start_us)
-           meter_id, interval_start_us, kwh, quality, batch_id, ingested_at_us
-      FROM (SELECT meter_id, interval_start_us, kwh, quality, batch_id, ingested_at_us,
-                   1 AS archived
+    SELECT DISTINCT ON (meter_id, channel, interval_start_us)
+           meter_id, channel, interval_start_us, kwh, quality, batch_id, ingested_at_us
+      FROM (SELECT meter_id, channel, interval_start_us, kwh, quality, batch_id,
+                   ingested_at_us, 1 AS archived
               FROM _archived
             UNION ALL
-            SELECT meter_id, meter.epoch_us(interval_start), kwh, quality, batch_id,
+            SELECT meter_id, channel, meter.epoch_us(interval_start), kwh, quality, batch_id,
                    meter.epoch_us(ingested_at), 0
               FROM {table}
              WHERE interval_start >= %(start)s AND interval_start < %(end)s) r
-     ORDER BY meter_id, interval_start_us, meter.quality_rank(quality) DESC, archived DESC
+     ORDER BY meter_id, channel, interval_start_us, meter.quality_rank(quality) DESC,
+              archived DESC
 ) TO STDOUT (FORMAT csv)

@@ -3,7 +3,8 @@ SELECT (interval_start AT TIME ZONE 'UTC')::date AS day,
        count(*)                                  AS rows,
        coalesce(sum(kwh), 0)                     AS kwh_sum,
        md5(string_agg(
-           meter.reading_line(meter_id, interval_start, kwh, quality, batch_id, ingested_at),
-           E'\n' ORDER BY meter_id, interval_start)) AS fingerprint
+           meter.reading_line(meter_id, channel, interval_start, kwh, quality, batch_id,
+                              ingested_at),
+           E'\n' ORDER BY meter_id, channel, interval_start)) AS fingerprint
   FROM {partition}
  GROUP BY 1

@@ -1,6 +1,7 @@
--- The figures the suite judges, per meter of one batch, with the meter's incomplete local days
--- as arrays: one parallel scan of the batch's staging rows, one hash aggregate per meter and
--- local day, and one per meter. A plain SELECT, which PostgreSQL plans in parallel (an
+-- The figures the suite judges, per meter and channel of one batch (issue 17: E1 and B1 of one
+-- meter on the same intervals are two series, each unique and complete on its own), with the
+-- channel's incomplete local days as arrays: one parallel scan of the batch's staging rows, one
+-- hash aggregate per meter, channel and local day, and one per meter and channel. A plain SELECT, which PostgreSQL plans in parallel (an
 -- INSERT ... SELECT is not, and took twice as long); meterflow.quality.profile_batch copies
 -- its ~100 rows into staging.batch_profile (save_profile.sql) and the days into
 -- staging.batch_day_gap (save_day_gaps.sql, V014). Writing the ~100k meter-days to a temporary
@@ -21,6 +22,7 @@
 -- conversion per row), and that day's intervals day_intervals[the same]; outside that grid,
 -- AT TIME ZONE and mart.day_intervals. %(tz)s is setting local_tz (validated).
 SELECT meter_id,
+       channel,
        count(*)::integer AS days,
        sum(readings)::bigint AS readings,
        sum(null_kwh)::bigint AS null_kwh,
@@ -37,6 +39,7 @@ SELECT meter_id,
        array_agg(intervals) FILTER (WHERE intervals <> expected) AS gap_intervals,
        array_agg(expected) FILTER (WHERE intervals <> expected) AS gap_expected
   FROM (SELECT meter_id,
+              channel,
               coalesce(off_grid_day, (%(day_dates)s::date[])[day_no]) AS local_day,
               readings,
               readings - with_kwh AS null_kwh,
@@ -50,6 +53,7 @@ SELECT meter_id,
               coalesce(mart.day_intervals(off_grid_day, %(tz)s),
                        (%(day_intervals)s::integer[])[day_no]) AS expected
          FROM (SELECT meter_id,
+                      channel,
                       width_bucket(interval_start, %(day_starts)s::timestamptz[]) AS day_no,
                       CASE WHEN interval_start < %(grid_from)s
                              OR interval_start >= %(grid_to)s
@@ -73,6 +77,6 @@ SELECT meter_id,
                                0) AS slots
                  FROM staging.reading
                 WHERE batch_id = %(batch_id)s
-                GROUP BY 1, 2, 3) AS per_day
+                GROUP BY 1, 2, 3, 4) AS per_day
        ) AS meter_day
- GROUP BY meter_id
+ GROUP BY meter_id, channel
