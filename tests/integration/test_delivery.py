@@ -239,8 +239,16 @@ def test_the_workbook_has_sheets_a_b_c_with_exactly_the_periods_rows(
     assert wb.sheetnames[:3] == ["A", "B", "C"]
     for source in "ABC":
         rows = list(wb[source].iter_rows(values_only=True))
-        assert rows[0][:4] == ("meter_id", "interval_start_utc", "interval_start_local", "kwh")
-        got = {(r[0], r[1].replace(tzinfo=UTC)) for r in rows[1:]}
+        assert rows[0][:6] == (
+            "meter_id",
+            "channel",
+            "kind",
+            "interval_start_utc",
+            "interval_start_local",
+            "kwh",
+        )
+        assert {(r[1], r[2]) for r in rows[1:]} == {("E1", "import")}
+        got = {(r[0], r[3].replace(tzinfo=UTC)) for r in rows[1:]}
         assert got == warehouse_day[source], source
         assert len(rows) - 1 == len(warehouse_day[source])
 
@@ -381,7 +389,7 @@ def test_a_source_over_the_sheet_limit_goes_as_csv_gz(warehouse_day, outbox, spo
     assert "meterflow_20250115_A.csv.gz" in next(wb["A"].iter_rows(values_only=True))[0]
     assert len(list(wb["B"].iter_rows())) == 49
     lines = gzip.decompress(files["meterflow_20250115_A.csv.gz"]).decode().splitlines()
-    assert lines[0].startswith("meter_id,interval_start_utc")
+    assert lines[0].startswith("meter_id,channel,kind,interval_start_utc")
     assert len(lines) == 1 + 68
 
 
