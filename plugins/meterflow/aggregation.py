@@ -56,7 +56,7 @@ import psycopg
 from psycopg import sql
 
 from meterflow import SQL_DIR
-from meterflow.models import ChannelKind
+from meterflow.models import DEFAULT_CHANNEL, ChannelKind
 from meterflow.tariffs import TariffSet
 
 if TYPE_CHECKING:
@@ -308,28 +308,37 @@ WORK_MEM = "256MB"  # SET LOCAL for resum and refresh: the per-meter sums hash i
 
 
 def meter_days_statement(tariff_count: int, tables: Mapping[str, sql.Identifier]) -> sql.Composed:
-    """sum_meter_days.sql with one peak FILTER per tariff (band bounds as parameters bounds_0,
-    bounds_1, ...: sum_band_bounds.sql)."""
-
-    def band(expr: str) -> sql.Composed:
-        return sql.SQL(", ").join(
-            sql.SQL(expr).format(sql.Placeholder(f"bounds_{i}")) for i in range(tariff_count)
-        )
-
-    def per_meter(expr: str) -> sql.Composed:
-        return sql.SQL(", ").join(
-            sql.SQL(expr.replace("{i}", str(i + 1))) for i in range(tariff_count)
-        )
-
+    """sum_meter_days.sql with one peak ``FILTER`` per tariff (band bounds as parameters
+    bounds_0, bounds_1, ...: sum_band_bounds.sql): per meter, channel and day the columns
+    peak_kwh_<i> and peak_n_<i> ({peak_sums}); per meter-day, from its import channels, the
+    arrays peak_kwh (their kWh summed) and peak_n (the most half hours of any one of them)."""
     inside = "width_bucket(interval_start, {}::timestamptz[]) %% 2 = 1"
-    imported = "FILTER (WHERE k.kind = 'import')"
+    tariffs = range(tariff_count)
+
+    def imported(column: str) -> str:
+        """The import channels' sum of a column: the default channel's as is, others added."""
+        return (
+            f"coalesce(max(c.{column}) FILTER (WHERE c.channel = %(primary)s), 0) + "
+            f"coalesce(sum(c.{column}) FILTER (WHERE c.kind = 'import' "
+            f"AND c.channel <> %(primary)s), 0)"
+        )
+
     return sql.SQL(statement("sum_meter_days")).format(
-        peak_kwh=band(f"coalesce(sum(kwh) FILTER (WHERE {inside}), 0)"),
-        peak_n=band(f"count(*) FILTER (WHERE {inside})::integer"),
-        # per meter-day from its channels' groups: import kWh summed, half hours the most of
-        # any one import channel (E1 and E2 of one half hour are one interval)
-        import_peak_kwh=per_meter(f"coalesce(sum(c.peak_kwh[{{i}}]) {imported}, 0)"),
-        import_peak_n=per_meter(f"coalesce(max(c.peak_n[{{i}}]) {imported}, 0)"),
+        peak_sums=sql.SQL(", ").join(
+            sql.SQL(
+                "coalesce(sum(kwh) FILTER (WHERE {inside}), 0) AS peak_kwh_{i}, "
+                "count(*) FILTER (WHERE {inside})::integer AS peak_n_{i}"
+            ).format(
+                inside=sql.SQL(inside).format(sql.Placeholder(f"bounds_{i}")), i=sql.SQL(str(i))
+            )
+            for i in tariffs
+        ),
+        import_kwh=sql.SQL(imported("kwh")),
+        import_peak_kwh=sql.SQL(", ").join(sql.SQL(imported(f"peak_kwh_{i}")) for i in tariffs),
+        import_peak_n=sql.SQL(", ").join(
+            sql.SQL(f"coalesce(max(c.peak_n_{i}) FILTER (WHERE c.kind = 'import'), 0)")
+            for i in tariffs
+        ),
         **tables,
     )
 
@@ -426,6 +435,7 @@ def resum(conn: psycopg.Connection, days: Mapping[str, Iterable[date]], tariffs:
         starts, dates = conn.execute(statement("sum_day_starts")).fetchone()
         scan = {
             **bounds,
+            "primary": DEFAULT_CHANNEL,
             "day_starts": starts,
             "day_dates": dates,
             **{
