@@ -49,13 +49,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from time import perf_counter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg import sql
 
 from meterflow import SQL_DIR
+from meterflow.models import DEFAULT_CHANNEL, ChannelKind
 from meterflow.tariffs import TariffSet
 
 if TYPE_CHECKING:
@@ -70,7 +71,15 @@ SOURCES = tuple(TABLES)
 DEFAULT_PERIOD_DAYS = 7  # a scheduled run reports the 7 local days ending yesterday
 
 # Periods of meter_consumption_report.
-CSV_HEADER = ["meter_id", "interval_start_utc", "interval_start_local", "kwh", "quality"]
+CSV_HEADER = [
+    "meter_id",
+    "channel",
+    "kind",
+    "interval_start_utc",
+    "interval_start_local",
+    "kwh",
+    "quality",
+]
 PERIODS = ("previous_hour", "current_day", "current_week", "current_month", "previous_month")
 
 
@@ -299,18 +308,37 @@ WORK_MEM = "256MB"  # SET LOCAL for resum and refresh: the per-meter sums hash i
 
 
 def meter_days_statement(tariff_count: int, tables: Mapping[str, sql.Identifier]) -> sql.Composed:
-    """sum_meter_days.sql with one peak FILTER per tariff (band bounds as parameters bounds_0,
-    bounds_1, ...: sum_band_bounds.sql)."""
+    """sum_meter_days.sql with one peak ``FILTER`` per tariff (band bounds as parameters
+    bounds_0, bounds_1, ...: sum_band_bounds.sql): per meter, channel and day the columns
+    peak_kwh_<i> and peak_n_<i> ({peak_sums}); per meter-day, from its import channels, the
+    arrays peak_kwh (their kWh summed) and peak_n (the most half hours of any one of them)."""
+    inside = "width_bucket(interval_start, {}::timestamptz[]) %% 2 = 1"
+    tariffs = range(tariff_count)
 
-    def band(expr: str) -> sql.Composed:
-        return sql.SQL(", ").join(
-            sql.SQL(expr).format(sql.Placeholder(f"bounds_{i}")) for i in range(tariff_count)
+    def imported(column: str) -> str:
+        """The import channels' sum of a column: the default channel's as is, others added."""
+        return (
+            f"coalesce(max(c.{column}) FILTER (WHERE c.channel = %(primary)s), 0) + "
+            f"coalesce(sum(c.{column}) FILTER (WHERE c.kind = 'import' "
+            f"AND c.channel <> %(primary)s), 0)"
         )
 
-    inside = "width_bucket(interval_start, {}::timestamptz[]) %% 2 = 1"
     return sql.SQL(statement("sum_meter_days")).format(
-        peak_kwh=band(f"coalesce(sum(kwh) FILTER (WHERE {inside}), 0)"),
-        peak_n=band(f"count(*) FILTER (WHERE {inside})::integer"),
+        peak_sums=sql.SQL(", ").join(
+            sql.SQL(
+                "coalesce(sum(kwh) FILTER (WHERE {inside}), 0) AS peak_kwh_{i}, "
+                "count(*) FILTER (WHERE {inside})::integer AS peak_n_{i}"
+            ).format(
+                inside=sql.SQL(inside).format(sql.Placeholder(f"bounds_{i}")), i=sql.SQL(str(i))
+            )
+            for i in tariffs
+        ),
+        import_kwh=sql.SQL(imported("kwh")),
+        import_peak_kwh=sql.SQL(", ").join(sql.SQL(imported(f"peak_kwh_{i}")) for i in tariffs),
+        import_peak_n=sql.SQL(", ").join(
+            sql.SQL(f"coalesce(max(c.peak_n_{i}) FILTER (WHERE c.kind = 'import'), 0)")
+            for i in tariffs
+        ),
         **tables,
     )
 
@@ -407,6 +435,7 @@ def resum(conn: psycopg.Connection, days: Mapping[str, Iterable[date]], tariffs:
         starts, dates = conn.execute(statement("sum_day_starts")).fetchone()
         scan = {
             **bounds,
+            "primary": DEFAULT_CHANNEL,
             "day_starts": starts,
             "day_dates": dates,
             **{
@@ -644,16 +673,24 @@ def meter_source(conn: psycopg.Connection, meter_id: str) -> str:
     return row[0]
 
 
-def meter_intervals(
-    conn: psycopg.Connection, meter_id: str, period: Period
-) -> list[tuple[datetime, float, str]]:
-    """(interval_start UTC, kWh, quality) of one meter's readings in the period."""
+class MeterReading(NamedTuple):
+    """One reading of one channel of a meter (meter_consumption_report)."""
+
+    interval_start: datetime  # UTC
+    channel: str  # E1, B1, Q1, ...
+    kind: str  # meterflow.models.ChannelKind: import, export, non_energy
+    kwh: float  # a non-energy channel's value is in its own unit (kVArh, ...), never kWh
+    quality: str
+
+
+def meter_intervals(conn: psycopg.Connection, meter_id: str, period: Period) -> list[MeterReading]:
+    """One meter's readings of every channel in the period, by interval start and channel."""
     source = meter_source(conn, meter_id)
     rows = conn.execute(
         source_statement("meter_intervals", source),
         {"meter_id": meter_id, "utc_from": period.start, "utc_to": period.end},
     ).fetchall()
-    return [(r[0], float(r[1]), r[2]) for r in rows]
+    return [MeterReading(r[0], r[1], r[2], float(r[3]), r[4]) for r in rows]
 
 
 # --------------------------------------------------------------------------------------------
@@ -727,7 +764,8 @@ def write_consumption_report(
     reports_dir: Path | str,
     day: date,
 ) -> list[Path]:
-    """One meter's readings in the period as a CSV and a chart under <reports_dir>/<day>/."""
+    """One meter's readings in the period as a CSV (every channel, each with its kind) and a
+    chart (import, and export beside it where the meter has any) under <reports_dir>/<day>/."""
     import csv
 
     from meterflow import charts
@@ -741,31 +779,37 @@ def write_consumption_report(
     with tmp.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(CSV_HEADER)
-        for start, kwh, quality in rows:
+        for r in rows:
             writer.writerow(
                 [
                     meter_id,
-                    start.astimezone(UTC).isoformat(),
-                    start.astimezone(zone).isoformat(),
-                    f"{kwh:g}",
-                    quality,
+                    r.channel,
+                    r.kind,
+                    r.interval_start.astimezone(UTC).isoformat(),
+                    r.interval_start.astimezone(zone).isoformat(),
+                    f"{r.kwh:g}",
+                    r.quality,
                 ]
             )
     os.replace(tmp, csv_path)
-    total = sum(r[1] for r in rows)
+    imported = sum(r.kwh for r in rows if r.kind == ChannelKind.IMPORT)
+    exported = sum(r.kwh for r in rows if r.kind == ChannelKind.EXPORT)
     daily = period.name in ("current_week", "current_month", "previous_month")
     fig = charts.consumption_chart(
         rows, meter_id, f"{period.name} {period.label}", zone, daily=daily
     )
     png = charts.save(fig, out / f"{stem}.png")
     log.info(
-        "%s %s (%s to %s UTC): %d intervals, %.3f kWh → %s, %s",
+        "%s %s (%s to %s UTC): %d readings of channels %s, import %.3f kWh, export %.3f kWh → "
+        "%s, %s",
         meter_id,
         period.name,
         period.start,
         period.end,
         len(rows),
-        total,
+        ",".join(sorted({r.channel for r in rows})) or "none",
+        imported,
+        exported,
         csv_path,
         png,
     )

@@ -5,12 +5,19 @@ query and returns a matplotlib Figure (tests inspect its lines, bars and axis ra
 :func:`save` writes it as PNG atomically and closes it. matplotlib is imported inside the
 functions, so importing this module is cheap and DAG files stay light.
 
-- peak_means_chart: daily peak-mean time series per source, off-peak dashed for comparison
-- load_profile_chart: average daily load profile (48 local half hours) per source, the
-  tariff's weekday peak window shaded
-- heatmap_chart: meters × days, kWh per day
-- regions_chart: kWh by region over the period, stacked by source
-- consumption_chart: one meter's readings over a period (meter_consumption_report)
+Consumption is import energy (channels E1, E2, ...: meterflow.models.ChannelKind). Export
+(B1, ...: solar fed to the grid) is drawn beside it wherever the data has any, as its own series
+(dashed in line charts, below the zero line in bar charts); non-energy channels (Q1, ...) are
+never drawn as kWh.
+
+- peak_means_chart: daily peak-mean time series per source (import), off-peak dashed
+- load_profile_chart: average daily load profile (48 local half hours) per source, import
+  solid and export dashed, the tariff's weekday peak window shaded
+- heatmap_chart: meters × days, import kWh per day
+- regions_chart: kWh by region over the period, stacked by source: import above zero, export
+  below it
+- consumption_chart: one meter's readings over a period (meter_consumption_report): import
+  above zero, export below it
 """
 
 from __future__ import annotations
@@ -24,13 +31,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from meterflow.models import ChannelKind
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from meterflow.aggregation import MeterReading
     from meterflow.tariffs import Tariff
 
 SOURCE_COLOURS = {"A": "#1f77b4", "B": "#ff7f0e", "C": "#2ca02c"}
 PEAK_SHADE = "#d62728"
+EXPORT_HATCH = "////"  # export bars: the source's colour, hatched, below the zero line
 DPI = 110
 
 
@@ -116,7 +127,7 @@ def peak_means_chart(
         f"Mean kWh per half hour, {tariff.peak_label} vs {tariff.off_peak_label} "
         f"(tariff {tariff.name}), {_span(start, end)}",
         f"local date ({zone})",
-        "mean kWh per half hour",
+        "mean import kWh per half hour",
     )
     return fig
 
@@ -124,12 +135,17 @@ def peak_means_chart(
 def load_profile_chart(
     rows: Sequence[tuple], tariff: Tariff, start: date, end: date, zone: str
 ) -> Figure:
-    """rows: (source, slot 0-47, mean kWh per reading, readings). Peak band shaded."""
+    """rows: (source, slot 0-47, mean import kWh per reading, import readings, mean export kWh
+    per reading or None, export readings). Import solid; export dashed, for the sources that
+    have export readings. Peak band shaded."""
     fig = _figure()
     ax = fig.axes[0]
     series: dict[str, dict[int, float]] = defaultdict(dict)
-    for source, slot, mean, _readings in rows:
-        series[source][int(slot)] = float(mean)
+    exported: dict[str, dict[int, float]] = defaultdict(dict)
+    for source, slot, mean, _readings, export_mean, export_readings in rows:
+        series[source][int(slot)] = _nan(mean)
+        if export_readings:
+            exported[source][int(slot)] = _nan(export_mean)
     slots = list(range(48))
     for source, values in sorted(series.items()):
         ax.plot(
@@ -137,7 +153,15 @@ def load_profile_chart(
             [values.get(s, math.nan) for s in slots],
             color=SOURCE_COLOURS.get(source, "black"),
             marker=".",
-            label=f"source {source}",
+            label=f"source {source} import" if exported else f"source {source}",
+        )
+    for source, values in sorted(exported.items()):
+        ax.plot(
+            slots,
+            [values.get(s, math.nan) for s in slots],
+            color=SOURCE_COLOURS.get(source, "black"),
+            linestyle="--",
+            label=f"source {source} export",
         )
     # Shade the half hours in the tariff's peak band on a weekday (Monday's windows).
     peak = tariff.peak_slots(0)
@@ -162,7 +186,7 @@ def load_profile_chart(
         ax,
         f"Average daily load profile per meter, {_span(start, end)} (tariff {tariff.name})",
         f"local time of day ({zone}), start of the half hour",
-        "mean kWh per half hour",
+        "mean kWh per half hour and reading",
     )
     return fig
 
@@ -179,7 +203,7 @@ def _runs(slots: Sequence[int]) -> list[tuple[int, int]]:
 
 
 def heatmap_chart(rows: Sequence[tuple], start: date, end: date) -> Figure:
-    """rows: (meter_id, local_date, kWh). One row per meter, one column per day of the period."""
+    """rows: (meter_id, local_date, import kWh). One row per meter, one column per day."""
     import numpy as np
 
     meters = sorted({r[0] for r in rows})
@@ -196,7 +220,7 @@ def heatmap_chart(rows: Sequence[tuple], start: date, end: date) -> Figure:
     )
     ax = fig.axes[0]
     image = ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
-    fig.colorbar(image, ax=ax, label="kWh per day")
+    fig.colorbar(image, ax=ax, label="import kWh per day")
     ax.set_yticks(range(len(meters)), meters, fontsize=7)
     step = max(1, len(days) // 12)
     ax.set_xticks(
@@ -208,69 +232,118 @@ def heatmap_chart(rows: Sequence[tuple], start: date, end: date) -> Figure:
     )
     if not meters:
         _no_data(ax)
-    _style(ax, f"kWh per meter and local day, {_span(start, end)}", "local date", "meter")
+    _style(ax, f"Import kWh per meter and local day, {_span(start, end)}", "local date", "meter")
     ax.grid(False)
     return fig
 
 
 def regions_chart(rows: Sequence[tuple], start: date, end: date) -> Figure:
-    """rows: (region, source, kWh). One bar per region, stacked by source."""
+    """rows: (region, source, import kWh, export kWh or None). One bar per region, stacked by
+    source: import above zero; export, where a source of the region has any, below it."""
     import numpy as np
 
     fig = _figure()
     ax = fig.axes[0]
     regions = sorted({r[0] for r in rows})
     by = {(r[0], r[1]): float(r[2]) for r in rows}
+    export = {(r[0], r[1]): float(r[3]) for r in rows if r[3] is not None}
     bottom = np.zeros(len(regions))
+    below = np.zeros(len(regions))
     for source in sorted({r[1] for r in rows}):
+        colour = SOURCE_COLOURS.get(source, "grey")
         values = np.array([by.get((region, source), 0.0) for region in regions])
-        ax.bar(
-            regions,
-            values,
-            bottom=bottom,
-            color=SOURCE_COLOURS.get(source, "grey"),
-            label=f"source {source}",
-        )
+        label = f"source {source} import" if export else f"source {source}"
+        ax.bar(regions, values, bottom=bottom, color=colour, label=label)
         bottom += values
+        if any((region, source) in export for region in regions):
+            out = -np.array([export.get((region, source), 0.0) for region in regions])
+            ax.bar(
+                regions,
+                out,
+                bottom=below,
+                color=colour,
+                alpha=0.55,
+                hatch=EXPORT_HATCH,
+                label=f"source {source} export",
+            )
+            below += out
+    if export:
+        ax.axhline(0, color="black", linewidth=0.8)
     if regions:
         ax.legend(fontsize=8)
     else:
         _no_data(ax)
-    _style(ax, f"Consumption by region, {_span(start, end)}", "region", "kWh")
+    _style(
+        ax,
+        f"Consumption by region, {_span(start, end)}" + (" (export below zero)" if export else ""),
+        "region",
+        "kWh",
+    )
     return fig
 
 
 def consumption_chart(
-    rows: Sequence[tuple[datetime, float, str]],
+    rows: Sequence[MeterReading],
     meter_id: str,
     period_label: str,
     zone: ZoneInfo,
     *,
     daily: bool,
 ) -> Figure:
-    """One meter's kWh: per half hour (``daily`` False) or per local day (True)."""
+    """One meter's kWh per half hour (``daily`` False) or per local day (True): its import
+    channels summed (E1 + E2) above zero and, where it has any, its export below zero;
+    non-energy channels are not drawn."""
     import matplotlib.dates as mdates
 
     fig = _figure()
     ax = fig.axes[0]
+    colour = SOURCE_COLOURS.get(meter_id[-1:], "grey")
+    imported: dict[date | datetime, float] = defaultdict(float)
+    exported: dict[date | datetime, float] = defaultdict(float)
+    for r in rows:
+        # per local day, or per half hour by its UTC start (the two October 01:00 local half
+        # hours are two bars; aware datetimes of one zone compare by wall clock alone)
+        key = r.interval_start.astimezone(zone).date() if daily else r.interval_start
+        if r.kind == ChannelKind.IMPORT:
+            imported[key] += r.kwh
+        elif r.kind == ChannelKind.EXPORT:
+            exported[key] += r.kwh
     if daily:
-        totals: dict[date, float] = defaultdict(float)
-        for start, kwh, _q in rows:
-            totals[start.astimezone(zone).date()] += kwh
-        xs = sorted(totals)
-        ax.bar(xs, [totals[d] for d in xs], color=SOURCE_COLOURS.get(meter_id[-1:], "grey"))
+        width: float = 0.8
         xlabel, ylabel = f"local date ({zone.key})", "kWh per day"
+        align = "center"
     else:
-        xs = [start.astimezone(zone).replace(tzinfo=None) for start, _k, _q in rows]
-        ax.bar(
-            xs,
-            [kwh for _s, kwh, _q in rows],
-            width=1 / 48 * 0.9,
-            align="edge",
-            color=SOURCE_COLOURS.get(meter_id[-1:], "grey"),
-        )
+        width = 1 / 48 * 0.9
         xlabel, ylabel = f"local time ({zone.key}), start of the half hour", "kWh per half hour"
-    if rows:
+        align = "edge"
+
+    def xs(keys):
+        return [k if daily else k.astimezone(zone).replace(tzinfo=None) for k in keys]
+
+    keys = sorted(imported)
+    ax.bar(
+        xs(keys),
+        [imported[k] for k in keys],
+        width=width,
+        align=align,
+        color=colour,
+        label="import",
+    )
+    if exported:
+        keys = sorted(exported)
+        ax.bar(
+            xs(keys),
+            [-exported[k] for k in keys],
+            width=width,
+            align=align,
+            color=colour,
+            alpha=0.55,
+            hatch=EXPORT_HATCH,
+            label="export (below zero)",
+        )
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.legend(fontsize=8)
+    if imported or exported:
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(ax.xaxis.get_major_locator()))
     else:
         _no_data(ax)

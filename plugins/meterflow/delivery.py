@@ -7,8 +7,9 @@ in the ``local_tz`` zone) for the chosen sources A/B/C:
   off-peak means (default tariff of include/config/tariffs.yaml), the data-quality status with
   failed batches and rejected rows, and the meters that stopped reporting — with the charts
   inline (``cid:`` images) and a plain-text alternative;
-- an XLSX workbook with sheets A, B and C of the period's readings (a source whose rows would
-  pass Excel's row limit goes as ``readings_<s>.csv.gz`` instead, and its sheet says so);
+- an XLSX workbook with sheets A, B and C of the period's readings, every channel with its kind
+  (a source whose rows would pass Excel's row limit goes as ``readings_<s>.csv.gz`` instead,
+  and its sheet says so);
 - a PDF report of the same tables and charts.
 
 Exactly once: the deliverable is identified by (period, recipients, content hash) and every
@@ -17,6 +18,12 @@ anything goes to SMTP and recorded ('sent' or 'failed') right after, so a retry 
 error sends once, a rerun of the same content sends nothing unless ``force``, and a run that
 died between handing the mail to SMTP and recording it refuses to guess (see ``DeliveryError``).
 Attachments past ``attachment_limit_mb`` go to S3 and the email carries a presigned link.
+
+Channels (issue 17): kWh, the peak and off-peak means and completeness are import energy (E1,
+E2, ...: a meter's import channels of one half hour are summed into its half hour); export (B1,
+...) is reported beside it — a column of the tables, a dashed series of the charts — for the
+sources that have any; non-energy channels (Q1, ...) are in the workbook and counted, never
+summed into kWh.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from meterflow import INCLUDE_DIR, SQL_DIR, config
+from meterflow.models import ChannelKind
 
 log = logging.getLogger(__name__)
 
@@ -369,7 +377,8 @@ def build(plan: Plan, out_dir: Path | None = None, *, conn=None) -> Deliverable:
     readings["peak"] = mask.reindex(slot.to_numpy()).to_numpy(dtype=bool)
 
     expected = int((hi - lo).total_seconds() // 1800)
-    per_source = _source_table(readings, sources, expected)
+    imports, exports = import_and_export(readings)
+    per_source = _source_table(readings, imports, exports, sources, expected)
     quality = _quality_summary(batches, silent, zone)
     summary = {
         "period": {"start": period.start.isoformat(), "end": period.end.isoformat()},
@@ -380,6 +389,8 @@ def build(plan: Plan, out_dir: Path | None = None, *, conn=None) -> Deliverable:
         "off_peak_label": tariff.off_peak_label,
         "expected_intervals": expected,
         "sources": per_source,
+        "has_export": any(row["export_kwh"] is not None for row in per_source),
+        "non_energy_readings": sum(row["non_energy_readings"] for row in per_source),
         "quality": quality,
         "total_readings": len(readings),
     }
@@ -387,7 +398,7 @@ def build(plan: Plan, out_dir: Path | None = None, *, conn=None) -> Deliverable:
     out_dir = Path(out_dir or config.get("reports_dir")) / "delivery" / period.slug
     out_dir.mkdir(parents=True, exist_ok=True)
     extra = _extra_charts(plan.charts)
-    charts = _charts(readings, period, sources, tariff, zone) + extra
+    charts = _charts(imports, exports, period, sources, tariff, zone, empty=readings.empty) + extra
 
     digest = hashlib.sha256()
     digest.update(json.dumps(summary, sort_keys=True, default=str).encode())
@@ -442,21 +453,48 @@ def build(plan: Plan, out_dir: Path | None = None, *, conn=None) -> Deliverable:
     )
 
 
-def _source_table(readings, sources: Sequence[str], expected: int) -> list[dict[str, Any]]:
+def import_and_export(readings):
+    """(import, export) frames of the readings. Import has one row per meter and half hour:
+    a meter's import channels (E1 + E2) of the same half hour summed, so means and completeness
+    are per meter. Export keeps its readings (kWh and meters are all that is reported of it).
+    Non-energy channels are in neither."""
+    imports = readings[readings["kind"] == ChannelKind.IMPORT.value]
+    if imports["channel"].nunique() > 1:  # some meter may have two import channels
+        keys = ["source", "meter_id", "interval_start"]
+        imports = imports.groupby(keys, as_index=False, sort=True).agg(
+            kwh=("kwh", "sum"), local_start=("local_start", "first"), peak=("peak", "first")
+        )
+    exports = readings[readings["kind"] == ChannelKind.EXPORT.value]
+    return imports, exports
+
+
+def _source_table(
+    readings, imports, exports, sources: Sequence[str], expected: int
+) -> list[dict[str, Any]]:
+    """Per source: readings (every channel), meters, import kWh, export kWh (None without any),
+    import peak/off-peak means per meter and half hour, import completeness."""
     rows = []
     for s in sources:
         r = readings[readings["source"] == s]
+        imp = imports[imports["source"] == s]
+        exp = exports[exports["source"] == s]
         meters = int(r["meter_id"].nunique())
-        peak, off = r[r["peak"]], r[~r["peak"]]
+        importing = int(imp["meter_id"].nunique())
+        peak, off = imp[imp["peak"]], imp[~imp["peak"]]
         rows.append(
             {
                 "source": s,
                 "readings": len(r),
                 "meters": meters,
-                "kwh": round(float(r["kwh"].sum()), 3),
+                "kwh": round(float(imp["kwh"].sum()), 3),
+                "export_kwh": round(float(exp["kwh"].sum()), 3) if len(exp) else None,
+                "export_meters": int(exp["meter_id"].nunique()),
+                "non_energy_readings": int((r["kind"] == ChannelKind.NON_ENERGY.value).sum()),
                 "peak_mean": round(float(peak["kwh"].mean()), 4) if len(peak) else None,
                 "offpeak_mean": round(float(off["kwh"].mean()), 4) if len(off) else None,
-                "completeness": round(len(r) / (meters * expected), 4) if meters else None,
+                "completeness": (
+                    round(len(imp) / (importing * expected), 4) if importing else None
+                ),
                 "estimated": int((r["quality"] != "A").sum()),
             }
         )
@@ -547,15 +585,29 @@ CHART_SIZE = (5.6, 3.4)  # inches at 110 dpi: 616 px, the body's 608 px column
 CHART_FONT = {"font.size": 10.5, "axes.titlesize": 11.5, "legend.fontsize": 10}
 
 
-def _charts(readings, period: Period, sources, tariff, zone) -> list[Chart]:
-    """Consumption over the period, peak vs off-peak means, and the average daily profile."""
+def _charts(imports, exports, period: Period, sources, tariff, zone, *, empty: bool) -> list[Chart]:
+    """Consumption over the period, peak vs off-peak means, and the average daily profile:
+    import, with export beside it (dashed) for the sources that have any."""
     import matplotlib.pyplot as plt
 
     with plt.rc_context(CHART_FONT):
-        return _draw_charts(readings, period, sources, tariff, zone)
+        return _draw_charts(imports, exports, period, sources, tariff, zone, empty)
 
 
-def _draw_charts(readings, period: Period, sources, tariff, zone) -> list[Chart]:
+def _export_line(ax, series, source: str, **kw) -> None:
+    """A source's export as a dashed line in its colour (nothing when it has no export)."""
+    if len(series):
+        ax.plot(
+            series.index,
+            series.to_numpy(),
+            color=_COLOURS[source],
+            linestyle="--",
+            label=f"{source} export",
+            **kw,
+        )
+
+
+def _draw_charts(imports, exports, period: Period, sources, tariff, zone, empty) -> list[Chart]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -563,15 +615,21 @@ def _draw_charts(readings, period: Period, sources, tariff, zone) -> list[Chart]
     import matplotlib.pyplot as plt
 
     charts = []
-    empty = readings.empty
+    with_export = {s for s in sources if (exports["source"] == s).any()}
+
+    def name(s: str) -> str:  # "source A", or "A import" beside an "A export" line
+        return f"{s} import" if with_export else f"source {s}"
 
     fig, ax = plt.subplots(figsize=CHART_SIZE)
     if period.days == 1:
         title = "Half-hourly kWh, all meters"
         for s in sources:
-            r = readings[readings["source"] == s].groupby("local_start")["kwh"].sum()
+            r = imports[imports["source"] == s].groupby("local_start")["kwh"].sum()
             if len(r):
-                ax.plot(r.index, r.to_numpy(), label=f"source {s}", color=_COLOURS[s])
+                ax.plot(r.index, r.to_numpy(), label=name(s), color=_COLOURS[s])
+            if s in with_export:
+                e = exports[exports["source"] == s].groupby("local_start")["kwh"].sum()
+                _export_line(ax, e, s)
         ax.xaxis.set_major_locator(mdates.HourLocator(byhour=range(0, 24, 6)))
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
         ax.set_ylabel("kWh per half hour")
@@ -587,12 +645,19 @@ def _draw_charts(readings, period: Period, sources, tariff, zone) -> list[Chart]
             )
     else:
         title = "Daily kWh, all meters"
-        daily = readings.assign(day=readings["local_start"].dt.normalize())
+        daily = imports.assign(day=imports["local_start"].dt.normalize())
         for s in sources:
             r = daily[daily["source"] == s].groupby("day")["kwh"].sum()
             if len(r):
-                ax.plot(
-                    r.index, r.to_numpy(), marker="o", ms=3, label=f"source {s}", color=_COLOURS[s]
+                ax.plot(r.index, r.to_numpy(), marker="o", ms=3, label=name(s), color=_COLOURS[s])
+            if s in with_export:
+                e = exports[exports["source"] == s]
+                _export_line(
+                    ax,
+                    e.groupby(e["local_start"].dt.normalize())["kwh"].sum(),
+                    s,
+                    marker="o",
+                    ms=3,
                 )
         ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=6))
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b"))
@@ -604,7 +669,7 @@ def _draw_charts(readings, period: Period, sources, tariff, zone) -> list[Chart]
     title = f"Mean kWh per meter and half hour, {tariff.peak_label} vs {tariff.off_peak_label}"
     width = 0.38
     for i, s in enumerate(sources):
-        r = readings[readings["source"] == s]
+        r = imports[imports["source"] == s]  # means of import: one meter's half hour each
         p = r.loc[r["peak"], "kwh"].mean() if r["peak"].any() else 0.0
         o = r.loc[~r["peak"], "kwh"].mean() if (~r["peak"]).any() else 0.0
         ax.bar(
@@ -625,11 +690,16 @@ def _draw_charts(readings, period: Period, sources, tariff, zone) -> list[Chart]
     if period.days > 1:
         fig, ax = plt.subplots(figsize=CHART_SIZE)
         title = "Average day: mean kWh per meter and half hour"
-        slot = readings["local_start"].dt.hour * 2 + readings["local_start"].dt.minute // 30
+        slot = imports["local_start"].dt.hour * 2 + imports["local_start"].dt.minute // 30
+        out_slot = exports["local_start"].dt.hour * 2 + exports["local_start"].dt.minute // 30
         for s in sources:
-            r = readings[readings["source"] == s].groupby(slot)["kwh"].mean()
+            r = imports[imports["source"] == s].groupby(slot)["kwh"].mean()
             if len(r):
-                ax.plot(r.index / 2, r.to_numpy(), label=f"source {s}", color=_COLOURS[s])
+                ax.plot(r.index / 2, r.to_numpy(), label=name(s), color=_COLOURS[s])
+            if s in with_export:
+                e = exports[exports["source"] == s].groupby(out_slot)["kwh"].mean()
+                e.index = e.index / 2
+                _export_line(ax, e, s)
         for i, sl in enumerate(tariff.peak_slots(0)):
             ax.axvspan(
                 sl / 2,
@@ -702,11 +772,15 @@ def write_readings(
     summary: dict[str, Any] | None = None,
 ) -> list[Attachment]:
     """The XLSX workbook (sheets A, B, C) and, per source that does not fit a sheet (or when
-    asked), ``<stem>_<s>.csv.gz``. Times: UTC and local wall clock, both as Excel datetimes."""
+    asked), ``<stem>_<s>.csv.gz``. One row per meter, channel and half hour, with the channel's
+    kind (import, export, non_energy: a non-energy value is in its own unit, not kWh). Times:
+    UTC and local wall clock, both as Excel datetimes."""
     from openpyxl import Workbook
 
     header = [
         "meter_id",
+        "channel",
+        "kind",
         "interval_start_utc",
         "interval_start_local",
         "kwh",
@@ -741,7 +815,8 @@ def write_readings(
             )
             continue
         ws.column_dimensions["A"].width = 12
-        for col in "BCG":
+        ws.column_dimensions["C"].width = 11
+        for col in "DEI":
             ws.column_dimensions[col].width = 20
         ws.freeze_panes = "A2"
         ws.append(header)
@@ -749,12 +824,14 @@ def write_readings(
             ws.append(
                 [
                     row[0],
-                    row[1].to_pydatetime(),
-                    row[2].to_pydatetime(),
-                    row[3],
-                    row[4],
-                    int(row[5]),
-                    row[6].to_pydatetime(),
+                    row[1],
+                    row[2],
+                    row[3].to_pydatetime(),
+                    row[4].to_pydatetime(),
+                    row[5],
+                    row[6],
+                    int(row[7]),
+                    row[8].to_pydatetime(),
                 ]
             )
     if csv_only:
@@ -769,10 +846,13 @@ def write_readings(
                 "source",
                 "readings",
                 "meters",
-                "kWh",
+                "import kWh",
+                "export kWh",
+                "meters exporting",
                 "peak mean kWh",
                 "off-peak mean kWh",
                 "completeness",
+                "non-energy readings",
             ]
         )
         for row in summary["sources"]:
@@ -782,11 +862,22 @@ def write_readings(
                     row["readings"],
                     row["meters"],
                     row["kwh"],
+                    row["export_kwh"],
+                    row["export_meters"],
                     row["peak_mean"],
                     row["offpeak_mean"],
                     row["completeness"],
+                    row["non_energy_readings"],
                 ]
             )
+        ws.append([])
+        ws.append(
+            [
+                "kWh, means and completeness are import energy (channels E1, E2, ...); export "
+                "(B1, ...) is beside it; non-energy channels (Q1, ...) are in the sheets, never "
+                "in kWh."
+            ]
+        )
     path = out_dir / f"{stem}.xlsx"
     wb.save(path)
     return [Attachment(path.name, XLSX_MIME, path), *out]
@@ -838,12 +929,14 @@ def write_pdf(path: Path, summary: dict[str, Any], charts: Sequence[Chart]) -> N
         ax = fig.add_axes((0.07, 0.70, 0.86, 0.16))
         ax.axis("off")
         ax.set_title("Readings per source", loc="left", fontsize=11, weight="bold")
+        export = summary.get("has_export", False)
         rows = [
             [
                 s["source"],
                 _fmt(s["readings"]),
                 _fmt(s["meters"]),
                 _fmt(s["kwh"], 1),
+                *([_fmt(s["export_kwh"], 1)] if export else []),
                 _fmt(s["peak_mean"]),
                 _fmt(s["offpeak_mean"]),
                 _pct(s["completeness"]),
@@ -856,13 +949,18 @@ def write_pdf(path: Path, summary: dict[str, Any], charts: Sequence[Chart]) -> N
                 "source",
                 "readings",
                 "meters",
-                "kWh",
+                "import kWh" if export else "kWh",
+                *(["export kWh"] if export else []),
                 f"{summary['peak_label']} mean",
                 f"{summary['off_peak_label']} mean",
                 "complete",
             ],
             rows,
-            widths=[0.1, 0.14, 0.12, 0.14, 0.17, 0.19, 0.14],
+            widths=(
+                [0.08, 0.12, 0.1, 0.13, 0.13, 0.16, 0.17, 0.11]
+                if export
+                else [0.1, 0.14, 0.12, 0.14, 0.17, 0.19, 0.14]
+            ),
         )
         ax = fig.add_axes((0.07, 0.50, 0.86, 0.18))
         ax.axis("off")

@@ -199,6 +199,27 @@ def _reject_reasons() -> list[tuple]:
         ).fetchall()
 
 
+def _channels() -> tuple[list[tuple], list[tuple]]:
+    """Readings per channel (meters, readings, sum of values) and the marts' import and export
+    per source: what the channels came to."""
+    from meterflow import warehouse
+
+    with warehouse.connect() as conn:
+        readings = conn.execute(
+            """SELECT channel, meter.channel_kind(channel), count(DISTINCT meter_id), count(*),
+                      sum(kwh)
+                 FROM (SELECT meter_id, channel, kwh FROM meter.readings_a UNION ALL
+                       SELECT meter_id, channel, kwh FROM meter.readings_b UNION ALL
+                       SELECT meter_id, channel, kwh FROM meter.readings_c) r
+                GROUP BY 1, 2 ORDER BY 1"""
+        ).fetchall()
+        marts = conn.execute(
+            """SELECT source, sum(kwh), sum(export_kwh), max(export_meters)
+                 FROM mart.source_consumption_daily GROUP BY 1 ORDER BY 1"""
+        ).fetchall()
+    return readings, marts
+
+
 def _s3_summary() -> dict[str, int]:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
@@ -228,6 +249,14 @@ def summary(runs: list[dict], af: Airflow) -> bool:
     reasons = _reject_reasons()
     if reasons:
         print("  rejected rows by reason: " + ", ".join(f"{r} {n:,}" for r, n in reasons))
+    readings, marts = _channels()
+    print("\n=== channels (meter.readings_a|b|c; kWh, or kVArh for non-energy)")
+    for channel, kind, meters, n, total in readings:
+        print(f"  {channel:<3} {kind:<10} {meters:>4} meters {n:>10,} readings {total:>12,.1f}")
+    print("  marts (mart.source_consumption_daily): import kWh, export kWh beside it")
+    for source, imported, exported, exporting in marts:
+        out = f"{exported:,.1f} kWh from {exporting} meters" if exported is not None else "none"
+        print(f"    source {source}: import {imported:,.1f} kWh, export {out}")
     print("\n=== rows per table")
     for name, n in _table_counts():
         print(f"  {name:<34} {n:>12,}")

@@ -14,6 +14,13 @@ put in on purpose. The data:
   C as a wide workbook for all but the last week, whose C readings come as a NEM12 zip (5-minute
   intervals, interval-ending AEST); the last two days of every meter as stream packets
   (``{"id", "timestamp", "reading_kWh"}``, sent a minute after the interval ends).
+- Channels: every file above is import energy, channel E1 (the feeds' default). Five meters
+  have rooftop solar (SMR89136A, SMR89141A, SMR89139B, SMR89147B, SMR89144C): their export,
+  channel B1, comes in its own file (``channels_<first>_<last>.csv``, wide, one column per
+  ``<meter> <channel>``) for every day, with a PV shape — zero at night, a midday hump whose
+  height and width follow the season, cloudy and clear days. In the same file SMR89150A has a
+  controlled-load (off-peak hot water) import channel E2, and SMR89153B a reactive channel Q1
+  (kVArh: stored, never summed into kWh).
 - Faults, about 0.2 % of rows, each of a kind cleansing must catch: blank and non-numeric
   readings, negative and implausible ones, bad meter ids, misaligned and future timestamps,
   exact duplicates, a malformed packet line; some readings are estimates (quality E). Plus
@@ -37,6 +44,9 @@ LONDON = ZoneInfo("Europe/London")
 BRISBANE = ZoneInfo("Australia/Brisbane")
 METER_NUMBERS = range(89134, 89155)  # SMR89134 … SMR89154: 21 meters per source
 FAULT_SHARE = 0.002
+SOLAR_METERS = ("SMR89136A", "SMR89141A", "SMR89139B", "SMR89147B", "SMR89144C")  # B1 export
+HOT_WATER_METER = "SMR89150A"  # a second import channel, E2 (controlled load, at night)
+REACTIVE_METER = "SMR89153B"  # a non-energy channel, Q1 (kVArh)
 
 
 @dataclass
@@ -51,6 +61,7 @@ class FileNote:
     first_day: str
     last_day: str
     rejects: dict[str, int] = field(default_factory=dict)  # reason code -> rows, on purpose
+    channels: dict[str, int] = field(default_factory=dict)  # channel -> meters with it
     duplicates: int = 0  # exact duplicate rows (dropped and counted, not rejected)
     estimated: int = 0  # readings with quality E (kept)
     unreadable: bool = False  # the whole file must fail
@@ -148,7 +159,7 @@ def _long_a(out: Path, first: date, last: date, rng, now: datetime) -> FileNote:
     _write_long_xlsx(path, rows, per_sheet=7 * 48 * len(meters))
     return FileNote(
         str(path.relative_to(out)), "spreadsheets", "long", len(rows), len(meters),
-        str(first), str(last), faults, duplicates=k, estimated=k,
+        str(first), str(last), faults, {"E1": len(meters)}, duplicates=k, estimated=k,
     )  # fmt: skip
 
 
@@ -184,7 +195,7 @@ def _wide_b(out: Path, first: date, last: date, rng) -> FileNote:
             )
     return FileNote(
         str(path.relative_to(out)), "spreadsheets", "wide", len(stamps) * len(meters),
-        len(meters), str(first), str(last), faults,
+        len(meters), str(first), str(last), faults, {"E1": len(meters)},
     )  # fmt: skip
 
 
@@ -205,7 +216,7 @@ def _wide_c(out: Path, first: date, last: date, rng) -> FileNote:
     book.save(path)
     return FileNote(
         str(path.relative_to(out)), "spreadsheets", "wide", len(stamps) * len(meters),
-        len(meters), str(first), str(last), faults,
+        len(meters), str(first), str(last), faults, {"E1": len(meters)},
     )  # fmt: skip
 
 
@@ -248,7 +259,7 @@ def _nem12_c(out: Path, first: date, last: date, rng) -> FileNote:
     days = (last - first).days + 1
     return FileNote(
         str(path.relative_to(out)), "nem12", "nem12", days * 48 * len(meters), len(meters),
-        str(first), str(last),
+        str(first), str(last), channels={"E1": len(meters)},
         estimated=estimated * 24,  # quality V days: second half estimated by a 400 record
     )  # fmt: skip
 
@@ -270,7 +281,53 @@ def _packets(out: Path, first: date, last: date, rng) -> FileNote:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return FileNote(
         str(path.relative_to(out)), "stream", "packets", len(lines), 63, str(first), str(last),
-        {"malformed_record": 1},
+        {"malformed_record": 1}, {"E1": 63},
+    )  # fmt: skip
+
+
+def _solar_export(local, n_meters: int, rng):
+    """kWh exported per half hour, shape (slots, meters): PV generation less the home's own
+    daytime use, never negative; zero at night. Day length and midday height follow the season
+    (London's latitude), each day has its cloud cover, each roof its size (2.5-6 kWp)."""
+    import numpy as np
+
+    hour = np.asarray(local.hour + local.minute / 60.0) + 0.25  # the half hour's middle
+    season = np.sin(2 * np.pi * (np.asarray(local.day_of_year) - 80) / 365.25)  # +1 midsummer
+    daylight = 12.0 + 4.3 * season  # hours: ~7.7 in December, ~16.3 in June
+    sunrise = 12.2 - daylight / 2  # solar noon ~12:10 GMT; BST shifts it on the clock
+    sunrise = sunrise + (np.asarray([t.utcoffset().total_seconds() for t in local]) / 3600)
+    sun = np.clip(np.sin(np.pi * (hour - sunrise) / daylight), 0, None) ** 1.5
+    days = np.asarray(local.normalize().tz_localize(None))
+    _, day_index = np.unique(days, return_inverse=True)
+    clouds = rng.uniform(0.15, 1.0, (day_index.max() + 1, n_meters))[day_index]
+    kwp = rng.uniform(2.5, 6.0, n_meters)
+    generated = 0.5 * kwp[None, :] * (0.6 + 0.3 * season)[:, None] * sun[:, None] * clouds
+    return np.round(np.clip(generated - 0.12, 0, None), 3)  # 0.12 kWh: the home's own use
+
+
+def _channels(out: Path, first: date, last: date, rng) -> FileNote:
+    """The second channels of a few meters, wide, every day: solar export B1, a hot-water E2,
+    a reactive Q1. One channel per meter in the file (a meter's E1 is in the readings files)."""
+    import numpy as np
+
+    _, local = _slots(first, last)
+    export = _solar_export(local, len(SOLAR_METERS), rng)
+    hour = np.asarray(local.hour + local.minute / 60.0)
+    heater = ((hour >= 0.5) & (hour < 3.5)) * rng.uniform(1.1, 1.3, len(hour))  # 3.6 kW
+    reactive = _profile(local, 1, rng)[:, 0] * 0.3
+    columns = [f"{m} B1" for m in SOLAR_METERS] + [f"{HOT_WATER_METER} E2", f"{REACTIVE_METER} Q1"]
+    values = np.column_stack([export, np.round(heater, 3), np.round(reactive, 3)])
+    stamps = local.tz_localize(None).to_pydatetime()
+    path = out / "spreadsheets" / f"channels_{first:%Y%m%d}_{last:%Y%m%d}.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["Timestamp", *columns])
+        for stamp, row in zip(stamps, values.tolist(), strict=True):
+            writer.writerow([stamp.strftime("%d/%m/%Y %H:%M"), *row])
+    return FileNote(
+        str(path.relative_to(out)), "spreadsheets", "wide", len(stamps) * len(columns),
+        len(columns), str(first), str(last), {},
+        {"B1": len(SOLAR_METERS), "E2": 1, "Q1": 1},
     )  # fmt: skip
 
 
@@ -292,6 +349,7 @@ def generate(out: Path, *, days: int = 42, seed: int = 7, now: datetime | None =
         _wide_c(out, first, last - timedelta(days=9), rng),
         _nem12_c(out, last - timedelta(days=8), last - timedelta(days=1), rng),
         _packets(out, last - timedelta(days=1), last, rng),
+        _channels(out, first, last, rng),
     ]
     corrupt = out / "spreadsheets" / "corrupt_export.xlsx"
     corrupt.write_bytes(b"PK\x03\x04 truncated during upload: this is not a workbook")
@@ -326,7 +384,9 @@ def main(argv: list[str] | None = None) -> int:
         faults = ", ".join(f"{k} {v}" for k, v in note["rejects"].items())
         extra = f"; {note['duplicates']} duplicates" if note["duplicates"] else ""
         extra += f"; {note['estimated']} estimated" if note["estimated"] else ""
-        extra = "unreadable on purpose" if note["unreadable"] else faults + extra
+        channels = " ".join(f"{c}×{n}" for c, n in note["channels"].items() if c != "E1")
+        extra += f"; channels {channels}" if channels else ""
+        extra = "unreadable on purpose" if note["unreadable"] else (faults + extra).lstrip("; ")
         print(f"  {note['path']:<48} {note['rows']:>8,} rows  {extra}")
     return 0
 

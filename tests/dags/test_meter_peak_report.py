@@ -5,6 +5,7 @@ bucket, the meter_report Asset announced with its period and files."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from time import time_ns
 from zoneinfo import ZoneInfo
@@ -141,6 +142,53 @@ def test_peak_report_run_fills_the_marts_writes_charts_and_announces_the_report(
     assert sorted(event["files"]) == [str(folder / n) for n in names]
 
 
+@pytest.fixture
+def solar(readings):
+    """SMR00001A also exports (B1: 0.25 kWh a half hour from local 10:00 to 13:30) and reports
+    reactive energy (Q1: 0.5 kVArh every half hour) on 31 March."""
+    rows = [
+        (channel, start, value)
+        for i, start in enumerate(_day_intervals(DAYS[2]))
+        for channel, value in (("B1", 0.25 if 20 <= i < 28 else 0.0), ("Q1", 0.5))
+    ]
+    with readings.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO meter.readings_a (meter_id, channel, interval_start, kwh, quality, "
+            "batch_id, ingested_at) VALUES ('SMR00001A', %s, %s, %s, 'A', 2, now())",
+            rows,
+        )
+    return readings
+
+
+def test_a_peak_report_run_reports_import_with_export_beside_it_and_no_reactive_kwh(
+    airflow_db, solar, reports, bucket
+):
+    run = _dag("meter_peak_report").test(
+        run_conf={"date_from": "2025-03-31", "date_to": "2025-03-31", "sources": ["A"]}
+    )
+
+    assert _states(run)["refresh_marts"] == "success"
+    # Import is E1 alone: (1 + ... + 48) / 100; export the eight sunny half hours; Q1 nowhere.
+    assert solar.execute(
+        "SELECT kwh, intervals, export_kwh, export_intervals FROM mart.consumption_daily "
+        "WHERE meter_id = 'SMR00001A' AND local_date = '2025-03-31'"
+    ).fetchone() == (Decimal("11.76"), 48, Decimal("2.00"), 48)
+    peak = solar.execute(
+        "SELECT peak_mean_kwh, total_kwh FROM mart.peak_daily "
+        "WHERE tariff = 'peak' AND meter_id = 'SMR00001A' AND local_date = '2025-03-31'"
+    ).fetchone()
+    assert (float(peak[0]), peak[1]) == (0.355, Decimal("11.76"))
+    assert solar.execute(
+        "SELECT kwh, export_kwh FROM mart.consumption_by_region "
+        "WHERE region = 'north' AND local_date = '2025-03-31'"
+    ).fetchone() == (Decimal("11.76"), Decimal("2.00"))
+    noon = solar.execute(
+        "SELECT kwh, export_kwh, export_readings FROM mart.load_profile_daily "
+        "WHERE source = 'A' AND local_date = '2025-03-31' AND slot = 24"
+    ).fetchone()
+    assert noon == (Decimal("0.25"), Decimal("0.25"), 1)
+
+
 def test_a_manual_run_with_rescan_brings_readings_changed_by_hand_into_the_marts(
     airflow_db, readings, reports, bucket
 ):
@@ -204,8 +252,10 @@ def test_consumption_report_run_writes_the_meters_csv_and_chart_and_uploads_them
     assert sorted(p.name for p in folder.iterdir()) == [f"{stem}.csv", f"{stem}.png"]
     lines = (folder / f"{stem}.csv").read_text().splitlines()
     assert len(lines) == 1 + 46  # the clocks went forward: 46 half hours
-    assert lines[1].startswith("SMR00001A,2025-03-30T00:00:00+00:00,2025-03-30T00:00:00+00:00")
-    assert lines[-1].split(",")[2] == "2025-03-30T23:30:00+01:00"
+    assert lines[1].startswith(
+        "SMR00001A,E1,import,2025-03-30T00:00:00+00:00,2025-03-30T00:00:00+00:00"
+    )
+    assert lines[-1].split(",")[4] == "2025-03-30T23:30:00+01:00"
     assert (folder / f"{stem}.png").read_bytes()[:8] == PNG
     assert _keys(s3_client, bucket) == [
         f"reports/2025-03-30/{stem}.csv",

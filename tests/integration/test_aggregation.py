@@ -505,8 +505,10 @@ def test_consumption_report_writes_csv_and_chart(loaded, tmp_path):
     lines = csv_path.read_text().splitlines()
     assert lines[0] == ",".join(aggregation.CSV_HEADER)
     assert len(lines) == 1 + 50
-    assert lines[3].split(",")[2] == "2025-10-26T01:00:00+01:00"
-    assert lines[5].split(",")[2] == "2025-10-26T01:00:00+00:00"
+    local = aggregation.CSV_HEADER.index("interval_start_local")
+    assert lines[3].split(",")[local] == "2025-10-26T01:00:00+01:00"
+    assert lines[5].split(",")[local] == "2025-10-26T01:00:00+00:00"
+    assert {line.split(",")[1] for line in lines[1:]} == {"E1"}  # the channel column
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -131,3 +131,163 @@ def test_the_rescan_param_reaches_the_refresh_through_the_runs_plan():
     )
     carried = aggregation.Plan.from_dict(plan.to_dict())  # as XCom carries it between tasks
     assert (plan.rescan, carried.rescan, carried.days["A"]) == (True, True, [DAY])
+
+
+# --- channels: consumption is import, export beside it, non-energy in no kWh ----------------
+
+SOLAR = "SMR89150A"  # E1 general, E2 controlled load (night), B1 rooftop solar, Q1 reactive
+PLAIN = "SMR89151A"  # E1 only
+E1, E2_NIGHT, B1_NOON, Q1 = Decimal("0.4"), Decimal("0.2"), Decimal("0.5"), Decimal("0.3")
+
+
+def _solar_rows(channels: str = "E1 E2 B1 Q1") -> list[str]:
+    """CSV lines (meter, channel, local time, kWh) of 15 Jan 2025 (GMT: local = UTC):
+    SOLAR's E1 0.4 all day, E2 0.2 from 00:00 to 06:30 (14 half hours), B1 0.5 from 10:00 to
+    14:30 (10 half hours) and 0 otherwise, Q1 0.3 kVArh all day; PLAIN's E1 0.1 all day."""
+    lines = []
+    for i in range(48):
+        at = f"15/01/2025 {i // 2:02d}:{i % 2 * 30:02d}"
+        values = {
+            "E1": E1,
+            "E2": E2_NIGHT if i < 14 else None,
+            "B1": B1_NOON if 20 <= i < 30 else Decimal("0"),
+            "Q1": Q1,
+        }
+        for channel in channels.split():
+            if values[channel] is not None:
+                lines.append(f"{SOLAR},{channel},{at},{values[channel]}")
+        if "E1" in channels:
+            lines.append(f"{PLAIN},E1,{at},0.1")
+    return lines
+
+
+def _ingest_and_promote(db, landing, name: str, lines: list[str]) -> int:
+    """Load a long CSV (meter_id, channel, timestamp, reading_kWh) through ingest and promote
+    it (the quality gate's verdict set by hand: the gate has its own tests)."""
+    from meterflow import ingest
+
+    path = landing / "spreadsheets" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("meter_id,channel,timestamp,reading_kWh\n" + "\n".join(lines) + "\n")
+    result = ingest.load_file(path, landing_dir=landing)
+    assert result.rows_rejected == 0, result
+    db.execute(
+        "UPDATE audit.load_batch SET status = 'validated' WHERE batch_id = %s", (result.batch_id,)
+    )
+    assert segregate.promote_batch(db, result.batch_id).status == "promoted"
+    return result.batch_id
+
+
+def _daily(db, meter: str) -> tuple:
+    return db.execute(
+        "SELECT kwh, intervals, completeness, export_kwh, export_intervals "
+        "FROM mart.consumption_daily WHERE meter_id = %s AND local_date = %s",
+        (meter, DAY),
+    ).fetchone()
+
+
+def test_daily_consumption_is_e1_plus_e2_with_b1_export_beside_it_and_q1_in_no_kwh(
+    db, landing, bucket
+):
+    shipped = tariffs.load()
+    _ingest_and_promote(db, landing, "solar.csv", _solar_rows())
+
+    aggregation.refresh(db, {"A": [DAY]}, shipped)
+
+    # Q1 is stored (48 readings of 0.3 kVArh) ...
+    assert db.execute(
+        "SELECT count(*), sum(kwh) FROM meter.readings_a WHERE meter_id = %s AND channel = 'Q1'",
+        (SOLAR,),
+    ).fetchone() == (48, Decimal("14.4"))
+    # ... and summed nowhere: import is E1 48 x 0.4 + E2 14 x 0.2 = 22.0 kWh over 48 half hours
+    # (E1 and E2 of one half hour are one interval), export B1 10 x 0.5 = 5.0 kWh.
+    assert _daily(db, SOLAR) == (Decimal("22.0"), 48, Decimal("1.0000"), Decimal("5.0"), 48)
+    assert _daily(db, PLAIN) == (Decimal("4.8"), 48, Decimal("1.0000"), None, 0)
+    # Peak 16:00-19:00 (E1 only then): 6 x 0.4 over 6 half hours; off-peak the rest of import.
+    peak = db.execute(
+        "SELECT peak_mean_kwh, offpeak_mean_kwh, peak_intervals, total_kwh FROM mart.peak_daily "
+        "WHERE tariff = 'peak' AND meter_id = %s AND local_date = %s",
+        (SOLAR, DAY),
+    ).fetchone()
+    assert peak[0] == Decimal("0.4") and peak[2] == 6 and peak[3] == Decimal("22.0")
+    assert abs(peak[1] - Decimal("19.6") / 42) < Decimal("1e-9")
+    # The roll-ups and the per-source view carry the export beside the import.
+    for table, key in (("consumption_weekly", "week_start"), ("consumption_monthly", "month")):
+        assert db.execute(
+            f"SELECT kwh, export_kwh FROM mart.{table} WHERE meter_id = %s", (SOLAR,)
+        ).fetchone() == (Decimal("22.0"), Decimal("5.0")), table
+        assert db.execute(
+            f"SELECT export_kwh FROM mart.{table} WHERE meter_id = %s", (PLAIN,)
+        ).fetchone() == (None,), key
+    assert db.execute(
+        "SELECT kwh, export_kwh, meters FROM mart.consumption_by_region WHERE local_date = %s",
+        (DAY,),
+    ).fetchone() == (Decimal("26.8"), Decimal("5.0"), 2)
+    assert db.execute(
+        "SELECT kwh, export_kwh, meters, export_meters FROM mart.source_consumption_daily "
+        "WHERE local_date = %s",
+        (DAY,),
+    ).fetchone() == (Decimal("26.8"), Decimal("5.0"), 2, 1)
+    # The load profile: at 00:00 import E1 + E2 + PLAIN's E1, no export; at 12:00 the solar.
+    profile = dict(
+        (slot, rest)
+        for slot, *rest in db.execute(
+            "SELECT slot, kwh, readings, export_kwh, export_readings FROM mart.load_profile_daily "
+            "WHERE local_date = %s AND slot IN (0, 24)",
+            (DAY,),
+        )
+    )
+    assert profile == {
+        0: [Decimal("0.7"), 3, Decimal("0"), 1],
+        24: [Decimal("0.5"), 2, Decimal("0.5"), 1],
+    }
+
+
+def test_export_arriving_in_a_later_file_joins_the_day_without_changing_its_import(
+    db, landing, bucket
+):
+    shipped = tariffs.load()
+    _ingest_and_promote(db, landing, "import.csv", _solar_rows("E1 E2"))
+    aggregation.refresh(db, {"A": [DAY]}, shipped)
+    assert _daily(db, SOLAR) == (Decimal("22.0"), 48, Decimal("1.0000"), None, 0)
+
+    _ingest_and_promote(db, landing, "export.csv", _solar_rows("B1"))
+    again = aggregation.refresh(db, {"A": [DAY]}, shipped)
+
+    assert again.skipped == 0 and again.summed == 0  # the promotion summed the day again
+    assert _daily(db, SOLAR) == (Decimal("22.0"), 48, Decimal("1.0000"), Decimal("5.0"), 48)
+
+
+def test_a_meter_day_with_only_export_has_consumption_zero_and_no_peak_means(db, landing, bucket):
+    _ingest_and_promote(db, landing, "export_only.csv", _solar_rows("B1 Q1"))
+
+    aggregation.refresh(db, {"A": [DAY]}, tariffs.load())
+
+    assert _daily(db, SOLAR) == (Decimal("0"), 0, Decimal("0.0000"), Decimal("5.0"), 48)
+    assert db.execute("SELECT count(*) FROM mart.peak_daily").fetchone() == (0,)
+
+
+def test_a_meter_day_with_only_non_energy_readings_is_in_no_mart(db, landing, bucket):
+    _ingest_and_promote(db, landing, "reactive.csv", _solar_rows("Q1"))
+
+    aggregation.refresh(db, {"A": [DAY]}, tariffs.load())
+
+    assert db.execute("SELECT count(*) FROM mart.meter_day").fetchone() == (0,)
+    assert db.execute("SELECT count(*) FROM mart.consumption_daily").fetchone() == (0,)
+    # the day is summed all the same: its readings are counted, none of them as kWh
+    assert db.execute(
+        "SELECT readings FROM mart.day_sum WHERE local_date = %s", (DAY,)
+    ).fetchone() == (48,)
+    assert db.execute(
+        "SELECT sum(kwh), sum(readings) FROM mart.load_profile_daily WHERE local_date = %s",
+        (DAY,),
+    ).fetchone() == (Decimal("0"), 0)
+
+
+def test_a_meter_whose_only_import_channel_is_e2_has_its_consumption_counted(db, landing, bucket):
+    _ingest_and_promote(db, landing, "e2.csv", _solar_rows("E2"))
+
+    aggregation.refresh(db, {"A": [DAY]}, tariffs.load())
+
+    # 14 half hours of 0.2 kWh (00:00-06:30): no E1 to add them to
+    assert _daily(db, SOLAR) == (Decimal("2.8"), 14, Decimal("0.2917"), None, 0)

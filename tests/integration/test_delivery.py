@@ -90,6 +90,7 @@ def insert_readings(
     start: datetime,
     n: int,
     kwh=lambda i: 0.1 + (i % 48) / 100,
+    channel: str = "E1",
 ) -> None:
     table = {"A": "meter.readings_a", "B": "meter.readings_b", "C": "meter.readings_c"}[source]
     db.execute(
@@ -97,12 +98,14 @@ def insert_readings(
         (table, start, start + timedelta(minutes=30 * n)),
     )
     with db.cursor().copy(
-        f"COPY {table} (meter_id, interval_start, kwh, quality, batch_id, ingested_at) FROM STDIN"
+        f"COPY {table} (meter_id, channel, interval_start, kwh, quality, batch_id, ingested_at) "
+        "FROM STDIN"
     ) as copy:
         for i in range(n):
             copy.write_row(
                 (
                     meter,
+                    channel,
                     start + timedelta(minutes=30 * i),
                     round(kwh(i), 3),
                     "A",
@@ -239,8 +242,16 @@ def test_the_workbook_has_sheets_a_b_c_with_exactly_the_periods_rows(
     assert wb.sheetnames[:3] == ["A", "B", "C"]
     for source in "ABC":
         rows = list(wb[source].iter_rows(values_only=True))
-        assert rows[0][:4] == ("meter_id", "interval_start_utc", "interval_start_local", "kwh")
-        got = {(r[0], r[1].replace(tzinfo=UTC)) for r in rows[1:]}
+        assert rows[0][:6] == (
+            "meter_id",
+            "channel",
+            "kind",
+            "interval_start_utc",
+            "interval_start_local",
+            "kwh",
+        )
+        assert {(r[1], r[2]) for r in rows[1:]} == {("E1", "import")}
+        got = {(r[0], r[3].replace(tzinfo=UTC)) for r in rows[1:]}
         assert got == warehouse_day[source], source
         assert len(rows) - 1 == len(warehouse_day[source])
 
@@ -381,7 +392,7 @@ def test_a_source_over_the_sheet_limit_goes_as_csv_gz(warehouse_day, outbox, spo
     assert "meterflow_20250115_A.csv.gz" in next(wb["A"].iter_rows(values_only=True))[0]
     assert len(list(wb["B"].iter_rows())) == 49
     lines = gzip.decompress(files["meterflow_20250115_A.csv.gz"]).decode().splitlines()
-    assert lines[0].startswith("meter_id,interval_start_utc")
+    assert lines[0].startswith("meter_id,channel,kind,interval_start_utc")
     assert len(lines) == 1 + 68
 
 
@@ -500,3 +511,111 @@ def test_every_emailed_chart_says_its_unit_on_the_value_axis(
         ("Half-hourly kWh, all meters", "kWh per half hour"),
         ("Mean kWh per meter and half hour, peak vs off-peak", "kWh per meter and half hour"),
     ]
+
+
+# --------------------------------------------------------------------------- channels
+
+
+def e1(i: int) -> float:
+    return round(0.1 + (i % 48) / 100, 3)  # insert_readings' default kWh
+
+
+@pytest.fixture
+def solar_day(warehouse_day, db):
+    """SMR89134A of the warehouse day also has E2 (0.2 kWh from 00:00 to 06:30), rooftop solar
+    B1 (0.5 kWh from 10:00 to 14:30, 0 otherwise) and reactive Q1 (0.3 kVArh every half hour)."""
+    start = datetime(2025, 1, 15, tzinfo=UTC)
+    insert_readings(db, 1, "A", "SMR89134A", start, 14, kwh=lambda i: 0.2, channel="E2")
+    insert_readings(
+        db,
+        1,
+        "A",
+        "SMR89134A",
+        start,
+        48,
+        kwh=lambda i: 0.5 if 20 <= i < 30 else 0.0,
+        channel="B1",
+    )
+    insert_readings(db, 1, "A", "SMR89134A", start, 48, kwh=lambda i: 0.3, channel="Q1")
+    return warehouse_day
+
+
+def test_the_email_reports_import_with_export_beside_it_and_no_reactive_kwh(
+    solar_day, outbox, sponsor
+):
+    d = delivery.build(plan_for(sponsor))
+
+    a = d.summary["sources"][0]
+    # import: both meters' E1 (48 and 20 half hours) plus SMR89134A's E2; B1 and Q1 are not in it
+    imported = sum(e1(i) for i in range(48)) + sum(e1(i) for i in range(20)) + 14 * 0.2
+    assert a["kwh"] == pytest.approx(imported)
+    assert (a["export_kwh"], a["export_meters"], a["non_energy_readings"]) == (5.0, 1, 48)
+    assert a["readings"] == 68 + 14 + 48 + 48  # every channel is delivered
+    # E1 and E2 of one half hour are one half hour of the meter: 68 of 2 x 48 expected
+    assert a["completeness"] == round(68 / 96, 4)
+    night = [e1(i) + (0.2 if i < 14 else 0) for i in range(48) if not 32 <= i < 38]
+    night += [e1(i) for i in range(20)]
+    assert a["offpeak_mean"] == pytest.approx(sum(night) / len(night), abs=1e-4)
+    assert [s["export_kwh"] for s in d.summary["sources"][1:]] == [None, None]
+
+    delivery.send(d)
+    (msg,) = mails_to(outbox, sponsor)
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert f"A: 2 meters, 178 readings, {imported:,.1f} kWh import, 5.0 kWh export (1 meter)" in (
+        text
+    )
+    assert "B: 1 meters, 48 readings, 16.1 kWh import; peak" in text  # B has no export
+    assert "48 readings of non-energy channels" in text
+    assert "Export kWh" in html and ">5.0<" in html
+
+
+def test_the_workbook_carries_every_channel_with_its_kind_and_the_export_total(
+    solar_day, outbox, sponsor
+):
+    from openpyxl import load_workbook
+
+    delivery.deliver(plan_for(sponsor))
+
+    (msg,) = mails_to(outbox, sponsor)
+    wb = load_workbook(io.BytesIO(attachments(msg)["meterflow_20250115.xlsx"]), read_only=True)
+    rows = list(wb["A"].iter_rows(values_only=True))
+    per_channel: dict[tuple, list[float]] = {}
+    for meter, channel, kind, *_times, kwh, _q, _b, _at in rows[1:]:
+        per_channel.setdefault((meter, channel, kind), []).append(kwh)
+    assert {k: len(v) for k, v in per_channel.items()} == {
+        ("SMR89134A", "B1", "export"): 48,
+        ("SMR89134A", "E1", "import"): 48,
+        ("SMR89134A", "E2", "import"): 14,
+        ("SMR89134A", "Q1", "non_energy"): 48,
+        ("SMR89135A", "E1", "import"): 20,
+    }
+    assert sum(per_channel[("SMR89134A", "B1", "export")]) == pytest.approx(5.0)
+    summary = list(wb["Summary"].iter_rows(values_only=True))
+    header = summary[3]
+    a = dict(zip(header, summary[4], strict=False))
+    assert (a["export kWh"], a["meters exporting"], a["non-energy readings"]) == (5.0, 1, 48)
+
+
+def test_the_emailed_charts_draw_export_beside_import(solar_day, outbox, sponsor, monkeypatch):
+    drawn = {}
+    real_png = delivery._png
+
+    def keep_lines(fig):
+        ax = fig.axes[0]
+        drawn[ax.get_title(loc="left")] = {
+            line.get_label(): list(line.get_ydata()) for line in ax.get_lines()
+        }
+        return real_png(fig)
+
+    monkeypatch.setattr(delivery, "_png", keep_lines)
+    delivery.deliver(plan_for(sponsor))
+
+    lines = drawn["Half-hourly kWh, all meters"]
+    assert {"A import", "A export", "B import", "C import"} <= set(lines)
+    # the solar shape: export only from 10:00 to 14:30, 0.5 kWh per half hour
+    assert [round(v, 3) for v in lines["A export"]] == [
+        0.5 if 20 <= i < 30 else 0 for i in range(48)
+    ]
+    # and the import line is E1 + E2 of both meters, never B1 or Q1
+    assert lines["A import"][0] == pytest.approx(e1(0) * 2 + 0.2)

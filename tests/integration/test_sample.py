@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
@@ -81,7 +82,7 @@ def test_the_sample_covers_63_meters_of_three_sources_every_half_hour(
 
 def test_the_sample_has_an_evening_peak_on_weekdays(db, generated, landing, bucket):
     out, manifest = generated
-    note = next(n for n in manifest["files"] if n["path"].endswith(".csv"))
+    note = next(n for n in manifest["files"] if n["path"].startswith("spreadsheets/readings_B"))
     path = landing / note["path"]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes((out / note["path"]).read_bytes())
@@ -94,3 +95,44 @@ def test_the_sample_has_an_evening_peak_on_weekdays(db, generated, landing, buck
             WHERE extract(isodow FROM local) < 6"""
     ).fetchone()
     assert peak > 2 * rest
+
+
+def test_solar_meters_export_on_channel_b1_in_daylight_only_staged_through_ingest(
+    db, generated, landing, bucket
+):
+    out, manifest = generated
+    note = next(n for n in manifest["files"] if n["path"].startswith("spreadsheets/channels_"))
+    assert note["channels"] == {"B1": 5, "E2": 1, "Q1": 1}
+    path = landing / note["path"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes((out / note["path"]).read_bytes())
+
+    result = ingest.load_file(path, landing_dir=landing, now=NOW)
+
+    assert (result.rows_staged, result.rows_rejected) == (note["rows"], 0)
+    channels = db.execute(
+        """SELECT channel, array_agg(DISTINCT meter_id ORDER BY meter_id), count(*)
+             FROM staging.reading WHERE batch_id = %s GROUP BY channel ORDER BY channel""",
+        (result.batch_id,),
+    ).fetchall()
+    half_hours = 21 * 48 + 2  # the range holds the 25-hour 2025-10-26
+    assert channels == [
+        ("B1", sorted(sample.SOLAR_METERS), 5 * half_hours),
+        ("E2", [sample.HOT_WATER_METER], half_hours),
+        ("Q1", [sample.REACTIVE_METER], half_hours),
+    ]
+    night, noon, days_exporting = db.execute(
+        """SELECT sum(kwh) FILTER (WHERE local::time >= '17:00' OR local::time < '07:00'),
+                  avg(kwh) FILTER (WHERE local::time >= '11:00' AND local::time < '13:30'),
+                  count(DISTINCT local::date) FILTER (WHERE kwh > 0)
+             FROM (SELECT kwh, interval_start AT TIME ZONE 'Europe/London' AS local
+                     FROM staging.reading WHERE channel = 'B1') r"""
+    ).fetchone()
+    assert night == 0 and noon > Decimal("0.05") and days_exporting == 21
+    # the hot water heats at night only (00:30-03:30)
+    assert db.execute(
+        """SELECT count(*) FROM staging.reading
+            WHERE channel = 'E2' AND kwh > 0
+              AND (interval_start AT TIME ZONE 'Europe/London')::time NOT BETWEEN '00:30'
+                                                                             AND '03:00'"""
+    ).fetchone() == (0,)

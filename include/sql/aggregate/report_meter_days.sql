@@ -1,4 +1,4 @@
--- kWh of each meter on each local day over [date_from, date_to] (the heatmap).
+-- Import kWh of each meter on each local day over [date_from, date_to] (the heatmap).
 SELECT meter_id, local_date, kwh::float8
   FROM mart.consumption_daily
  WHERE source = ANY(%(sources)s::char[])

@@ -1,5 +1,5 @@
--- Daily peak and off-peak mean kWh per half hour of each source (all its meters) for one tariff
--- over local days [date_from, date_to]. tariff, sources, date_from, date_to: parameters.
+-- Daily peak and off-peak mean import kWh per half hour of each source (all its meters) for one
+-- tariff over local days [date_from, date_to]. tariff, sources, date_from, date_to: parameters.
 SELECT source, local_date, peak_mean_kwh::float8, offpeak_mean_kwh::float8, total_kwh::float8,
        meters
   FROM mart.source_peak_daily

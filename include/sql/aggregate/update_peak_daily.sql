@@ -6,6 +6,7 @@
 -- conflicting row even when it leaves it unchanged. Means are kWh per half hour, NULL when the
 -- band has no interval that day.
 -- Rows whose sums are under other tariffs (NULL arrays, stage_meter_days.sql) are left out.
+-- Import only (V016): kWh, intervals and means are of the meter's import channels.
 -- tariff, i (its 1-based position in the arrays), date_from, date_to (the first and last local
 -- day of agg_days: bounds the mart rows read): parameters.
 UPDATE mart.peak_daily m SET
