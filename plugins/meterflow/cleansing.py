@@ -785,7 +785,9 @@ class Cleanser:
         rows = raw[bad]
         n = len(rows)
         reason = judged.reason[bad]
-        fields = {name: _factorize(rows[name]) for name in RAW_FIELDS}
+        if not n:
+            return pd.DataFrame(columns=REJECT_COLUMNS)
+        fields = {name: _used(*_factorize(rows[name])) for name in RAW_FIELDS}
         stamps, kwh = judged.stamps[bad], judged.kwh[bad]
         limits = _per_row(judged.limits, judged.m_codes, self.max_kwh)[bad]
         problems = judged.problems[bad]
@@ -993,6 +995,19 @@ def _join(parts: list) -> np.ndarray:
 
     arrays = [p if isinstance(p, str) else pa.array(p, type=pa.string()) for p in parts]
     return np.asarray(pc.binary_join_element_wise(*arrays, "").to_pylist(), dtype=object)
+
+
+def _used(codes: np.ndarray, uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, uniques) narrowed to the values the rows use (a categorical column of a chunk
+    has thousands of categories; its few rejected rows need only theirs)."""
+    import numpy as np
+
+    if len(uniques) <= len(codes):
+        return codes, uniques
+    present = np.unique(codes[codes >= 0])
+    remap = np.full(len(uniques) + 1, -1, dtype="int64")
+    remap[present] = np.arange(len(present))
+    return remap[codes], uniques[present]
 
 
 def _decoded(codes: np.ndarray, texts: list) -> Any:
