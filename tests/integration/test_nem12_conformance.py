@@ -59,8 +59,10 @@ def corpus() -> Path:
     sdist = CACHE / f"nemreader-{wanted}.tar.gz"
     if not sdist.exists():
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-binary", ":all:", "--no-deps"]
-            + ["-d", str(CACHE), f"nemreader=={wanted}"],
+            [
+                *(sys.executable, "-m", "pip", "download", "-q", "--no-binary", ":all:"),
+                *("--no-deps", "-d", str(CACHE), f"nemreader=={wanted}"),
+            ],
             check=True,
             timeout=300,
         )

@@ -375,7 +375,8 @@ class _FileReader:
             rows.stamp.append(date if date[0] != _NAT else np.array([_NAT]))
             rows.reading.append(np.array([np.nan]))
             rows.quality.append(np.array([-1], dtype="int8"))
-            rows.problem.append([f"300 record {problem}: {day.line[:120].decode(errors='replace')}"])
+            text = day.line[:120].decode(errors="replace").rstrip("\r")
+            rows.problem.append([f"300 record {problem}: {text}"])
             return
         parts = per_day // HALF_HOURS
         readings: list = []
