@@ -79,9 +79,8 @@ def write_file(path: Path, nmis: int, days: int, seed: int = 27) -> int:
             per_day = 1440 // interval
             lines = []
             for s, suffix in enumerate(suffixes):
-                lines.append(
-                    f"200,{nmi},{''.join(suffixes)},{s + 1},{suffix},N{s + 1},M{i},kWh,{interval},\n"
-                )
+                config = "".join(suffixes)
+                lines.append(f"200,{nmi},{config},{s + 1},{suffix},N{s + 1},M{i},kWh,{interval},\n")
                 for d, day in enumerate(dates):
                     flag = "V" if variable[s, d] else "A"
                     values = pools[interval][picks[s, d]]
@@ -123,23 +122,27 @@ def reset(url: str) -> None:
 def copy_baseline(url: str, batch_id: int, tmp: Path) -> tuple[int, float]:
     """Export the batch's clean rows; COPY them into an unindexed table of staging's shape."""
     clean = tmp / "clean.csv"
-    with psycopg.connect(url) as conn, conn.cursor() as cur, clean.open("wb") as fh:
-        with cur.copy(
-            "COPY (SELECT * FROM staging.reading WHERE batch_id = %s) TO STDOUT (FORMAT csv)",
-            (batch_id,),
-        ) as copy:
-            for block in copy:
-                fh.write(block)
+    export = "COPY (SELECT * FROM staging.reading WHERE batch_id = %s) TO STDOUT (FORMAT csv)"
+    with (
+        psycopg.connect(url) as conn,
+        conn.cursor() as cur,
+        clean.open("wb") as fh,
+        cur.copy(export, (batch_id,)) as copy,
+    ):
+        for block in copy:
+            fh.write(block)
     with psycopg.connect(url) as conn, conn.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS public.bench_copy")
         cur.execute("CREATE TABLE public.bench_copy (LIKE staging.reading)")
         conn.commit()
         rows = 0
         t0 = time.perf_counter()
-        with cur.copy("COPY public.bench_copy FROM STDIN (FORMAT csv)") as copy:
-            with clean.open("rb") as fh:
-                while block := fh.read(1 << 20):
-                    copy.write(block)
+        with (
+            cur.copy("COPY public.bench_copy FROM STDIN (FORMAT csv)") as copy,
+            clean.open("rb") as fh,
+        ):
+            while block := fh.read(1 << 20):
+                copy.write(block)
         conn.commit()
         seconds = time.perf_counter() - t0
         cur.execute("SELECT count(*) FROM public.bench_copy")
@@ -174,7 +177,7 @@ def run() -> list[Result]:
     readings = write_file(csv_path, nmis, days)
     zip_path = zipped(csv_path)
     mib = csv_path.stat().st_size / 2**20
-    print(f"   file: {nmis:,} NMIs x {days} days, {readings:,} readings, {mib:,.0f} MiB", flush=True)
+    print(f"   {nmis:,} NMIs x {days} days: {readings:,} readings, {mib:,.0f} MiB", flush=True)
 
     reset(url)
     got, seconds = load_child(csv_path, landing)
@@ -198,9 +201,8 @@ def run() -> list[Result]:
     sample_readings = write_file(sample, max(1, nmis // 10), days)
     parse_seconds = nemreader_parse(sample)
     sample.unlink()
-    results.append(
-        Result("nemreader", "read_nem_file, parse only (1/10 sample)", sample_readings, parse_seconds)
-    )
+    case = "read_nem_file, parse only (1/10 sample)"
+    results.append(Result("nemreader", case, sample_readings, parse_seconds))
     results[-2].note += f"; {load_rate / (sample_readings / parse_seconds):.2f}x nemreader parse"
 
     reset(url)
