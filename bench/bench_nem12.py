@@ -15,7 +15,8 @@ a tenth at 5 minutes and a fifth at 15 minutes (the rest 30), 2% of days quality
 - the same file with every row rejected (the feed's meter id pattern matches none): its rate
   against the staged load;
 - with MF_BENCH_NEM12_GB=1: a ~1 GB file as .csv and .zip, peak RSS of each load (issue 27
-  asks < 1 GiB).
+  asks < 1 GiB); MF_BENCH_NEM12_GB=only runs just that (give it its own MF_BENCH_DB to run it
+  beside another bench).
 
 Size: MF_BENCH_NEM12_NMIS (default 10,000), MF_BENCH_NEM12_DAYS (default 30). Targets (issue
 27): load ≥ 0.6× COPY, ≥ 1.2× nemreader; all rejected ≥ 0.5× staged; 1 GB peak RSS < 1 GiB.
@@ -37,6 +38,7 @@ import psycopg
 
 from bench.common import Result, fresh_bench_db, work_dir
 
+MIB_PER_NMI_DAY = 200 / 10_000 / 30  # this file's mix: 200 MiB for 10,000 NMIs x 30 days
 POOL = 256  # distinct day-lines of values per interval length (3-decimal random values)
 
 CHILD = """
@@ -53,6 +55,12 @@ peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({"batch": r.batch_id, "read": r.rows_read, "staged": r.rows_staged,
                   "rejected": r.rows_rejected, "peak_kib": peak}))
 """
+
+
+def _show(result: Result) -> Result:
+    """Print a case as soon as it is measured (the whole table comes at the end)."""
+    print(f"   {result.case}: {result.rate:,.0f} readings/s; {result.note}", flush=True)
+    return result
 
 
 def write_file(path: Path, nmis: int, days: int, seed: int = 27) -> int:
@@ -166,11 +174,14 @@ def nemreader_parse(path: Path) -> float:
 
 def run() -> list[Result]:
     url = fresh_bench_db()
-    tmp = work_dir("nem12")
+    gigabyte = os.environ.get("MF_BENCH_NEM12_GB", "0")
+    tmp = work_dir("nem12_gb" if gigabyte == "only" else "nem12")
     landing = tmp / "landing"
     landing.mkdir(exist_ok=True)
     nmis = int(os.environ.get("MF_BENCH_NEM12_NMIS", 10_000))
     days = int(os.environ.get("MF_BENCH_NEM12_DAYS", 30))
+    if gigabyte == "only":  # the memory case alone (its own MF_BENCH_DB to run beside the rest)
+        return _one_gigabyte(url, tmp, landing, days, MIB_PER_NMI_DAY * days)
     results: list[Result] = []
 
     csv_path = tmp / "distributor.csv"
@@ -184,7 +195,7 @@ def run() -> list[Result]:
     assert got["staged"] == readings, got
     load_rate = readings / seconds
     copied, copy_seconds = copy_baseline(url, got["batch"], tmp)
-    results.append(Result("nem12", "raw COPY of the same clean rows", copied, copy_seconds))
+    results.append(_show(Result("nem12", "raw COPY of the same clean rows", copied, copy_seconds)))
     results.append(
         Result(
             "nem12",
@@ -202,8 +213,9 @@ def run() -> list[Result]:
     parse_seconds = nemreader_parse(sample)
     sample.unlink()
     case = "read_nem_file, parse only (1/10 sample)"
-    results.append(Result("nemreader", case, sample_readings, parse_seconds))
+    results.append(_show(Result("nemreader", case, sample_readings, parse_seconds)))
     results[-2].note += f"; {load_rate / (sample_readings / parse_seconds):.2f}x nemreader parse"
+    _show(results[-2])
 
     reset(url)
     got, seconds = load_child(zip_path, landing)
@@ -219,6 +231,7 @@ def run() -> list[Result]:
             note=f"peak RSS {got['peak_kib'] / 1024:,.0f} MiB",
         )
     )
+    _show(results[-1])
 
     reset(url)
     got, seconds = load_child(csv_path, landing, "reject")
@@ -234,11 +247,12 @@ def run() -> list[Result]:
             note=f"peak RSS {got['peak_kib'] / 1024:,.0f} MiB",
         )
     )
+    _show(results[-1])
     reset(url)
     csv_path.unlink()
     zip_path.unlink()
 
-    if os.environ.get("MF_BENCH_NEM12_GB") == "1":
+    if gigabyte == "1":
         results += _one_gigabyte(url, tmp, landing, days, mib / nmis)
     return results
 
@@ -248,6 +262,7 @@ def _one_gigabyte(url: str, tmp: Path, landing: Path, days: int, mib_per_nmi: fl
     nmis = int(1024 / mib_per_nmi)
     readings = write_file(big, nmis, days, seed=1)
     out = []
+    print(f"   1 GB case: {nmis:,} NMIs x {days} days, {readings:,} readings", flush=True)
     for path in (big, zipped(big)):
         reset(url)
         got, seconds = load_child(path, landing)
@@ -263,6 +278,7 @@ def _one_gigabyte(url: str, tmp: Path, landing: Path, days: int, mib_per_nmi: fl
                 "file (target < 1024 MiB)",
             )
         )
+        _show(out[-1])
         path.unlink() if path.suffix == ".zip" else None
     reset(url)
     big.unlink()

@@ -479,16 +479,16 @@ def _constant_flags(flag: str) -> np.ndarray:
 def _dates(texts: list) -> np.ndarray:
     """int64 ns (local midnight) of YYYYMMDD texts; _NAT where a text is no such date."""
     import numpy as np
-    import pandas as pd
 
-    uniques = {t for t in texts}
     parsed: dict = {}
-    for text in uniques:
+    for text in set(texts):
+        parsed[text] = _NAT
         if isinstance(text, str) and len(text) == 8 and text.isdigit():
-            stamp = pd.to_datetime(text, format="%Y%m%d", errors="coerce")
-            parsed[text] = _NAT if pd.isna(stamp) else stamp.value
-        else:
-            parsed[text] = _NAT
+            try:
+                day = np.datetime64(f"{text[:4]}-{text[4:6]}-{text[6:]}", "ns")
+            except ValueError:  # 20250230
+                continue
+            parsed[text] = int(day.astype("int64"))
     return np.array([parsed[t] for t in texts], dtype="int64")
 
 
