@@ -42,7 +42,7 @@ MIB_PER_NMI_DAY = 200 / 10_000 / 30  # this file's mix: 200 MiB for 10,000 NMIs 
 POOL = 256  # distinct day-lines of values per interval length (3-decimal random values)
 
 CHILD = """
-import json, resource, sys, dataclasses
+import json, sys, dataclasses
 from pathlib import Path
 from meterflow import feeds, ingest
 feed = feeds.load_feeds()["nem12"]
@@ -51,7 +51,8 @@ if sys.argv[3] == "reject":
 r = ingest.load_file(Path(sys.argv[1]), feed, landing_dir=Path(sys.argv[2]), upload_raw=False,
                      move=False)
 assert r.balanced, r
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# VmHWM: this process's own peak RSS (ru_maxrss would include the parent's at fork time)
+peak = int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0])
 print(json.dumps({"batch": r.batch_id, "read": r.rows_read, "staged": r.rows_staged,
                   "rejected": r.rows_rejected, "peak_kib": peak}))
 """
