@@ -65,7 +65,10 @@ class Feed:
         return tuple(a.lower() for a in self.columns.get(role, (role,)))
 
     def takes(self, path: Path) -> bool:
-        return any(fnmatch.fnmatchcase(path.name, p) for p in self.patterns)
+        """Does a file name match one of the patterns? In any case: distributors send
+        ``.ZIP`` and ``.CSV`` as often as ``.zip`` and ``.csv``."""
+        name = path.name.lower()
+        return any(fnmatch.fnmatchcase(name, p.lower()) for p in self.patterns)
 
 
 def _fail(key: str, problem: str) -> FeedError:

@@ -129,7 +129,7 @@ def test_nem12_zip_in_wh_with_400_ranges_gives_kwh_and_the_ranges_quality(tmp_pa
     values = ",".join(["250"] * 48)  # Wh per half hour
     text = (
         "100,NEM12,202501160000,MDA1,Ret1\n"
-        "200,SMR89136A,E1,E1,E1,N1,01009,Wh,30,\n"
+        "200,SMR89136C,E1,E1,E1,N1,01009,Wh,30,\n"
         f"300,20250115,{values},V,,,20250116000000,\n"
         "400,1,24,A,,\n"
         "400,25,48,E52,,\n"
