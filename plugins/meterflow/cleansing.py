@@ -57,7 +57,50 @@ from itertools import product
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from meterflow.models import CHANNEL_PATTERN, CLEAN_COLUMNS, REJECT_COLUMNS, SOURCES, Reason
+from meterflow import config
+from meterflow.models import (
+    CHANNEL_PATTERN,
+    CLEAN_COLUMNS,
+    REJECT_COLUMNS,
+    SOURCES,
+    ChannelKind,
+    Reason,
+    channel_kind,
+)
+from meterflow.rejects import (
+    _REASON_NO,
+    REASONS,
+    _arrow_text,
+    _by_keys,
+    _by_value,
+    _decoded,
+    _factorize,
+    _join,
+    _json_texts,
+    _missing,
+    _per_row,
+    _problems,
+    _show,
+    _used,
+    _utc_text,
+)
+from meterflow.stamps import (
+    AMBIGUOUS,
+    BAD,
+    DAY_NS,
+    DM_BOTH,
+    DM_FEED,
+    DM_NONE,
+    DM_OTHER,
+    MISSING,
+    NEGATIVE,
+    NONEXISTENT,
+    OK,
+    OTHER_ORDER,
+    UNKNOWN,
+    _Stamps,
+    parse_texts,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -66,209 +109,9 @@ if TYPE_CHECKING:
     from meterflow.feeds import Feed
 
 STEP_NS = 30 * 60 * 1_000_000_000
-DAY_NS = 86_400 * 1_000_000_000
 QUALITIES = ("A", "E", "S", "F")
 MAX_AMBIGUOUS_RUN = 12  # repeated-hour rows of one series and day tried in every combination
 RAW_FIELDS = ("meter_id", "channel", "timestamp", "reading", "quality")
-REASONS = list(Reason)  # a row's reason is stored as its index here + 1; 0 is a clean row
-_REASON_NO = {r.value: i + 1 for i, r in enumerate(REASONS)}
-
-# status codes of distinct values
-OK, MISSING, BAD, NONEXISTENT, AMBIGUOUS, NEGATIVE, HIGH, UNKNOWN, OTHER_ORDER = range(9)
-# day-month class of a distinct timestamp: none, reads both ways, only the feed's, only the other
-DM_NONE, DM_BOTH, DM_FEED, DM_OTHER = range(4)
-
-_TIME = (
-    r"(?:(?:T|\s+)(?P<H>\d{1,2}):(?P<M>\d{2})(?::(?P<S>\d{2})(?:[.,](?P<f>\d{1,9}))?)?"
-    r"\s*(?P<p>[AP]M)?)?\s*(?P<z>Z|UTC|[+-]\d{2}(?::?\d{2})?)?\s*$"
-)
-ISO_RE = r"(?i)^\s*(?P<y>\d{4})(?P<s1>[-/.])(?P<m>\d{1,2})(?P<s2>[-/.])(?P<d>\d{1,2})" + _TIME
-DAY_MONTH_RE = (
-    r"(?i)^\s*(?P<a>\d{1,2})(?P<s1>[-/.])(?P<b>\d{1,2})(?P<s2>[-/.])(?P<y>\d{4}|\d{2})" + _TIME
-)
-_MONTH_NAME = re.compile(r"[A-Za-z]{3}")
-
-
-def _missing(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, float) and value != value:
-        return True
-    if isinstance(value, str) and not value.strip():
-        return True
-    try:
-        import pandas as pd
-
-        return value is pd.NaT or (not isinstance(value, str) and bool(pd.isna(value)))
-    except (TypeError, ValueError):
-        return False
-
-
-def _factorize(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(codes, distinct values); code -1 is a missing value."""
-    import numpy as np
-    import pandas as pd
-
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        return values.cat.codes.to_numpy(dtype="int64"), np.asarray(
-            values.cat.categories, dtype=object
-        )
-    codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
-    return codes.astype("int64"), np.asarray(uniques, dtype=object)
-
-
-def _per_row(per_value: np.ndarray, codes: np.ndarray, missing: Any) -> np.ndarray:
-    """Index per-distinct-value results by row codes; code -1 takes ``missing``."""
-    import numpy as np
-
-    extended = np.empty(len(per_value) + 1, dtype=per_value.dtype)
-    extended[:-1] = per_value
-    extended[-1] = missing
-    return extended[codes]
-
-
-# --- timestamp texts, classified by regular expressions over all distinct values at once ------
-
-
-def _ints(field: Any, default: int) -> np.ndarray:
-    """An extracted group (pyarrow strings) as int64; an empty (absent) group is ``default``."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    filled = pc.if_else(pc.equal(field, ""), str(default), field)
-    return np.asarray(pc.cast(filled, pa.int64()).to_numpy(zero_copy_only=False), dtype="int64")
-
-
-def _wall_ns(y, mo, d, hour, minute, sec, frac) -> tuple[np.ndarray, np.ndarray]:
-    """(valid, nanoseconds since 1970-01-01 of the wall-clock time) from date/time parts."""
-    import numpy as np
-
-    ok = (mo >= 1) & (mo <= 12) & (d >= 1) & (y >= 1900) & (y <= 2200)
-    ok &= (hour <= 23) & (minute <= 59) & (sec <= 59)
-    month = np.where(ok, (y - 1970) * 12 + mo - 1, 0).astype("datetime64[M]")
-    first = month.astype("datetime64[D]")
-    month_days = ((month + 1).astype("datetime64[D]") - first).astype("int64")
-    ok &= d <= month_days
-    days = first.astype("int64") + d - 1
-    ns = days * DAY_NS + hour * 3_600_000_000_000 + minute * 60_000_000_000 + sec * 10**9 + frac
-    return ok, np.where(ok, ns, 0)
-
-
-def _time_parts(m: Any) -> tuple[np.ndarray, ...]:
-    """(valid, hour, minute, second, fraction ns, offset minutes, has offset) of the matches."""
-    import numpy as np
-    import pyarrow.compute as pc
-
-    hour, minute, sec = _ints(m.field("H"), 0), _ints(m.field("M"), 0), _ints(m.field("S"), 0)
-    frac = _ints(pc.utf8_rpad(m.field("f"), 9, "0"), 0)
-    ampm = np.asarray(pc.utf8_upper(m.field("p")).to_numpy(zero_copy_only=False), dtype=object)
-    has_p = ampm != ""
-    ok = ~has_p | ((hour >= 1) & (hour <= 12))
-    hour = np.where(has_p & (ampm == "AM") & (hour == 12), 0, hour)
-    hour = np.where(has_p & (ampm == "PM") & (hour < 12), hour + 12, hour)
-    zone = pc.utf8_upper(pc.replace_substring(m.field("z"), ":", ""))
-    has_z = np.asarray(pc.not_equal(zone, "").to_numpy(zero_copy_only=False), dtype=bool)
-    numeric = pc.if_else(pc.match_substring_regex(zone, r"^[+-]"), zone, "+0000")
-    sign = np.where(
-        np.asarray(pc.utf8_slice_codeunits(numeric, 0, 1).to_numpy(zero_copy_only=False)) == "-",
-        -1,
-        1,
-    )
-    hours = _ints(pc.utf8_slice_codeunits(numeric, 1, 3), 0)
-    offset = sign * (hours * 60 + _ints(pc.utf8_slice_codeunits(numeric, 3, 5), 0))
-    return ok, hour, minute, sec, frac, offset, has_z
-
-
-@dataclass
-class _Stamps:
-    """Per distinct text: status, nanoseconds (UTC if aware, else wall clock), aware?, dm class."""
-
-    status: np.ndarray
-    ns: np.ndarray
-    aware: np.ndarray
-    dm: np.ndarray
-
-
-def parse_texts(texts: list[str], dayfirst: bool) -> _Stamps:
-    """Classify and parse timestamp texts (see the module doc); vectorised with pyarrow."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    n = len(texts)
-    out = _Stamps(
-        np.full(n, BAD, dtype="int8"),
-        np.zeros(n, dtype="int64"),
-        np.zeros(n, dtype=bool),
-        np.full(n, DM_NONE, dtype="int8"),
-    )
-    if not n:
-        return out
-    arr = pa.array(texts, type=pa.string())
-    matched = np.zeros(n, dtype=bool)
-    iso = pc.extract_regex(arr, ISO_RE)
-    hit = np.asarray(iso.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
-    same_sep = np.asarray(
-        pc.equal(iso.field("s1"), iso.field("s2")).to_numpy(zero_copy_only=False), dtype=bool
-    )
-    if hit.any():
-        t_ok, hour, minute, sec, frac, offset, has_z = _time_parts(iso)
-        ok, ns = _wall_ns(
-            _ints(iso.field("y"), 0),
-            _ints(iso.field("m"), 0),
-            _ints(iso.field("d"), 0),
-            hour,
-            minute,
-            sec,
-            frac,
-        )
-        ok &= t_ok & same_sep & hit
-        out.status[ok] = OK
-        out.ns[ok] = ns[ok] - offset[ok] * 60_000_000_000 * has_z[ok]
-        out.aware[ok] = has_z[ok]
-        matched |= hit
-    dm = pc.extract_regex(arr, DAY_MONTH_RE)
-    hit = np.asarray(dm.is_valid().to_numpy(zero_copy_only=False), dtype=bool) & ~matched
-    if hit.any():
-        same_sep = np.asarray(
-            pc.equal(dm.field("s1"), dm.field("s2")).to_numpy(zero_copy_only=False), dtype=bool
-        )
-        t_ok, hour, minute, sec, frac, offset, has_z = _time_parts(dm)
-        a, b, y = _ints(dm.field("a"), 0), _ints(dm.field("b"), 0), _ints(dm.field("y"), 0)
-        y = np.where(y < 100, y + 2000, y)  # 15/01/25 is 2025
-        day, month = (a, b) if dayfirst else (b, a)
-        feed_ok, feed_ns = _wall_ns(y, month, day, hour, minute, sec, frac)
-        other_ok, _ = _wall_ns(y, day, month, hour, minute, sec, frac)
-        good = hit & t_ok & same_sep
-        feed_ok &= good
-        other_ok &= good
-        out.status[feed_ok] = OK
-        out.ns[feed_ok] = (feed_ns - offset * 60_000_000_000 * has_z)[feed_ok]
-        out.aware[feed_ok] = has_z[feed_ok]
-        out.dm[feed_ok & other_ok & (a != b)] = DM_BOTH
-        out.dm[feed_ok & ~other_ok] = DM_FEED
-        out.dm[~feed_ok & other_ok] = DM_OTHER
-        out.status[~feed_ok & other_ok] = OTHER_ORDER
-        matched |= hit
-    for i in np.flatnonzero(~matched):  # month names (1 Feb 2025 00:30): few, dateutil
-        if not _MONTH_NAME.search(texts[i]):
-            continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                import pandas as pd
-
-                stamp = pd.Timestamp(pd.to_datetime(texts[i], dayfirst=dayfirst))
-        except (ValueError, TypeError, OverflowError):
-            continue
-        if stamp is pd.NaT:
-            continue
-        out.status[i] = OK
-        out.aware[i] = stamp.tzinfo is not None
-        stamp = stamp.tz_convert("UTC").tz_localize(None) if out.aware[i] else stamp
-        out.ns[i] = stamp.as_unit("ns").value
-    return out
 
 
 # --- the rows of one frame, judged ---------------------------------------------------------
@@ -308,11 +151,15 @@ class Cleanser:
         now: datetime,
         max_kwh: float,
         meter_limits: dict[str, float] | None = None,
+        earliest: datetime | None = None,
     ) -> None:
         """``max_kwh``: the global limit per 30 minutes; the feed's own ``max_kwh`` overrides
-        it, and ``meter_limits`` (meter id -> capacity, from meter.meter) override both."""
+        it, and ``meter_limits`` (meter id -> capacity, from meter.meter) override both.
+        ``earliest``: no interval starts before it (setting ``earliest_date``)."""
         self.feed = feed
         self.now_ns = int(now.timestamp() * 1e9)
+        self.earliest = earliest or config.get("earliest_date")
+        self.earliest_ns = int(self.earliest.timestamp() * 1e9)
         self.max_kwh = float(feed.max_kwh if feed.max_kwh is not None else max_kwh)
         self.meter_limits = meter_limits or {}
         self.channel_pattern = re.compile(CHANNEL_PATTERN)
@@ -397,10 +244,14 @@ class Cleanser:
         texts: list[str] = []
 
         if n and all(type(v) is datetime and v.tzinfo is None for v in uniques):
-            # workbook date cells: all naive local datetimes, converted in one go below
-            naive_pos = list(range(n))
-            naive_ns = list(pd.DatetimeIndex(list(uniques)).as_unit("ns").asi8)
-            uniques = ()
+            # workbook date cells: all naive local datetimes, converted in one go below (one
+            # by one, as other values, if any is beyond what nanoseconds hold: year 0205)
+            try:
+                naive_ns = list(pd.DatetimeIndex(list(uniques)).as_unit("ns").asi8)
+                naive_pos = list(range(n))
+                uniques = ()
+            except (ValueError, OverflowError):
+                naive_ns = []
         for i, value in enumerate(uniques):
             if _missing(value):
                 status[i] = MISSING
@@ -420,14 +271,18 @@ class Cleanser:
             else:
                 try:
                     stamp = pd.Timestamp(value)
-                except (TypeError, ValueError):
+                    if stamp.tzinfo is not None:
+                        utc_ns = stamp.tz_convert("UTC").as_unit("ns").round("s").value
+                    else:
+                        local_ns = stamp.as_unit("ns").value
+                except (TypeError, ValueError, OverflowError):  # beyond 1677-2262 too
                     status[i] = BAD
                     continue
                 if stamp.tzinfo is not None:
-                    dst[i] = std[i] = stamp.tz_convert("UTC").as_unit("ns").round("s").value
+                    dst[i] = std[i] = utc_ns
                 else:
                     naive_pos.append(i)
-                    naive_ns.append(stamp.as_unit("ns").value)
+                    naive_ns.append(local_ns)
         if texts:
             parsed = self._parse_texts(texts)
             pos = np.asarray(text_pos)
@@ -594,6 +449,7 @@ class Cleanser:
         if self.feed.timestamp_marks == "end":
             stamps = stamps - STEP_NS
         reject(stamps + STEP_NS > self.now_ns, Reason.FUTURE_TIMESTAMP)
+        reject(stamps < self.earliest_ns, Reason.EARLY_TIMESTAMP)
         reject(stamps % STEP_NS != 0, Reason.MISALIGNED_TIMESTAMP)
 
         r_codes, r_uniques = _factorize(raw["reading"])
@@ -607,7 +463,12 @@ class Cleanser:
         if self.meter_limits:
             for i, meter in enumerate(m_ids):
                 limit[i] = self.limit_for(meter)
-        reject(kwh > _per_row(limit, m_codes, self.max_kwh), Reason.IMPLAUSIBLE_READING)
+        energy = _per_row(
+            np.asarray([channel_kind(c) != ChannelKind.NON_ENERGY for c in c_names], dtype=bool),
+            c_codes,
+            channel_kind(self.feed.channel) != ChannelKind.NON_ENERGY,
+        )  # the limit is in kWh: a kVArh channel is stored, not judged by it
+        reject(energy & (kwh > _per_row(limit, m_codes, self.max_kwh)), Reason.IMPLAUSIBLE_READING)
 
         q_codes, q_uniques = _factorize(raw["quality"])
         q_status, q_flags = self._judge_qualities(q_uniques)
@@ -915,6 +776,14 @@ class Cleanser:
                     "order of this meter's readings in time cannot tell which one it is"
                 ),
             )
+        if code == Reason.EARLY_TIMESTAMP:
+            return _by_keys(
+                stamps[mask],
+                lambda s: (
+                    f"interval starting {_utc_text(s)} is before the earliest date "
+                    f"{self.earliest:%Y-%m-%d} (setting MF_EARLIEST_DATE)"
+                ),
+            )
         if code == Reason.FUTURE_TIMESTAMP:
             return _by_keys(
                 stamps[mask], lambda s: f"interval starting {_utc_text(s)} is in the future"
@@ -944,133 +813,3 @@ class Cleanser:
         if code == Reason.INVALID_QUALITY:
             return by("quality", lambda q: f"quality flag {q!r} is not one of A, E, S, F")
         return np.full(int(mask.sum()), code.value, dtype=object)
-
-
-def _problems(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """(reason number or 0, message or None) per row of a reader's ``problem`` column."""
-    import numpy as np
-
-    codes, uniques = _factorize(values)
-    known = {r.value for r in Reason}
-    reasons = np.zeros(len(uniques), dtype="int16")
-    messages = np.empty(len(uniques), dtype=object)
-    for i, value in enumerate(uniques):
-        text = str(value).strip()
-        head, sep, tail = text.partition(":")
-        if head.strip() in known:
-            reasons[i] = _REASON_NO[head.strip()]
-            messages[i] = tail.strip() if sep and tail.strip() else head.strip()
-        else:
-            reasons[i] = _REASON_NO[Reason.MALFORMED_RECORD.value]
-            messages[i] = text
-    return _per_row(reasons, codes, 0), _per_row(messages, codes, None)
-
-
-def _by_value(codes: np.ndarray, uniques: np.ndarray, message) -> np.ndarray:
-    """``message(value)`` per row, computed once per distinct value (code -1: missing)."""
-    import numpy as np
-
-    used = np.unique(codes)
-    texts = np.empty(len(uniques) + 1, dtype=object)
-    for c in used.tolist():
-        texts[c] = message(uniques[c] if c >= 0 else None)
-    return texts[codes]
-
-
-def _by_keys(keys: np.ndarray, message) -> np.ndarray:
-    """``message(key)`` per row, computed once per distinct key."""
-    import numpy as np
-    import pandas as pd
-
-    codes, uniques = pd.factorize(keys, use_na_sentinel=False)
-    texts = np.asarray([message(u) for u in uniques], dtype=object)
-    return texts[codes] if len(uniques) else np.empty(0, dtype=object)
-
-
-def _join(parts: list) -> np.ndarray:
-    """Row-wise concatenation of string arrays and constants (pyarrow, no Python per row)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    arrays = [p if isinstance(p, str) else pa.array(p, type=pa.string()) for p in parts]
-    return np.asarray(pc.binary_join_element_wise(*arrays, "").to_pylist(), dtype=object)
-
-
-def _used(codes: np.ndarray, uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(codes, uniques) narrowed to the values the rows use (a categorical column of a chunk
-    has thousands of categories; its few rejected rows need only theirs)."""
-    import numpy as np
-
-    if len(uniques) <= len(codes):
-        return codes, uniques
-    present = np.unique(codes[codes >= 0])
-    remap = np.full(len(uniques) + 1, -1, dtype="int64")
-    remap[present] = np.arange(len(present))
-    return remap[codes], uniques[present]
-
-
-def _decoded(codes: np.ndarray, texts: list) -> Any:
-    """pyarrow strings ``texts[code]`` per row (C++ take, no Python per row)."""
-    import pyarrow as pa
-
-    dictionary = pa.array(texts, type=pa.string())
-    return pa.DictionaryArray.from_arrays(
-        pa.array(codes, type=pa.int32()), dictionary
-    ).dictionary_decode()
-
-
-def _arrow_text(codes: np.ndarray, texts: list) -> Any:
-    """A pandas text column (pyarrow-backed) of ``texts[code]``; code -1 or a None text is null."""
-    import numpy as np
-    import pandas as pd
-
-    null = np.asarray([t is None for t in texts] + [True])
-    safe = np.where(codes < 0, len(texts), codes)
-    values = _decoded(safe, [t or "" for t in texts] + [""])
-    if null[safe].any():
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        values = pc.if_else(pa.array(null[safe]), pa.scalar(None, pa.string()), values)
-    return pd.arrays.ArrowExtensionArray(values)
-
-
-def _json_texts(uniques: np.ndarray) -> list[str]:
-    """JSON of each distinct raw value (as ``_show`` gives it), then "null" for a missing one.
-    Plain strings are escaped by pyarrow in bulk; others (numbers, dates) one by one."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    out: list[str | None] = [None] * len(uniques)
-    plain = [i for i, u in enumerate(uniques) if type(u) is str and u.strip()]
-    if plain:
-        arr = pa.array([uniques[i] for i in plain], type=pa.string())
-        special = pc.match_substring_regex(arr, r"[\x00-\x1f]").to_pylist()
-        escaped = pc.replace_substring(pc.replace_substring(arr, "\\", "\\\\"), '"', '\\"')
-        quoted = pc.binary_join_element_wise('"', escaped, '"', "").to_pylist()
-        for i, text, odd in zip(plain, quoted, special, strict=True):
-            if not odd:
-                out[i] = text
-    for i, text in enumerate(out):
-        if text is None:  # numbers, dates, blanks, control characters
-            out[i] = json.dumps(_show(uniques[i]), ensure_ascii=False)
-    return [*out, "null"]
-
-
-def _show(value: Any) -> Any:
-    """A raw value as JSON can hold it (text for dates, None for missing)."""
-    if _missing(value):
-        return None
-    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return value
-    return str(value)
-
-
-def _utc_text(ns: int) -> str:
-    from datetime import UTC
-
-    try:
-        return datetime.fromtimestamp(ns / 1e9, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-    except (OverflowError, OSError, ValueError):
-        return "?"

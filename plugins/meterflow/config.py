@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,11 @@ class Knob:
 
 def _var_dir() -> Path:
     return Path(os.environ.get("MF_VAR", REPO_DIR / "var"))
+
+
+def _date(text: str) -> datetime:
+    """A date (2000-01-01) as the UTC midnight that starts it."""
+    return datetime.fromisoformat(text.strip()).replace(tzinfo=UTC)
 
 
 def _bool(text: str) -> bool:
@@ -104,6 +110,13 @@ KNOBS: dict[str, Knob] = {
             2048.0,
             float,
             "A workbook (a zip) that inflates to more than this fails before it is read.",
+        ),
+        Knob(
+            "earliest_date",
+            datetime(2000, 1, 1, tzinfo=UTC),
+            _date,
+            "No reading starts before this date (UTC); earlier ones are rejected as "
+            "early_timestamp (a typed 0205, an Excel serial of 1, a meter's 1970 clock).",
         ),
         Knob("retention_days", 30, int, "Readings older than this are archived to S3."),
         Knob("staging_retention_days", 7, int, "Staging rows of promoted batches kept this long."),

@@ -144,7 +144,7 @@ def _rejects_to_csv(rejects: pd.DataFrame, batch_id: int) -> bytes:
         {
             "batch_id": pa.DictionaryArray.from_arrays(zeros, pa.array([str(batch_id)])),
             "row_no": pa.array(rejects["row_no"].to_numpy(dtype="int64")),
-            **{col: _text_array(rejects[col]) for col in REJECT_COLUMNS[1:]},
+            **{col: _storable(_text_array(rejects[col])) for col in REJECT_COLUMNS[1:]},
         }
     )
     buf = io.BytesIO()
@@ -170,6 +170,22 @@ def _text_array(series: pd.Series):
     return pa.DictionaryArray.from_arrays(
         pa.array(codes, mask=codes < 0), pa.array(categories, type=pa.string())
     )
+
+
+def _storable(arr):
+    """Text PostgreSQL can hold: a NUL byte (raw, or escaped in the raw JSON, where jsonb
+    refuses \\u0000) becomes U+FFFD, so a row holding one is rejected like any other instead
+    of failing its whole file."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def clean(text):
+        text = pc.replace_substring(text, "\x00", "\ufffd")
+        return pc.replace_substring(text, "\\u0000", "\\ufffd")
+
+    if isinstance(arr, pa.DictionaryArray):
+        return pa.DictionaryArray.from_arrays(arr.indices, clean(arr.dictionary))
+    return clean(arr)
 
 
 def _copy(cur: psycopg.Cursor, statement: str, data: bytes) -> None:

@@ -63,6 +63,7 @@ class Reason(StrEnum):
     UNPARSEABLE_TIMESTAMP = "unparseable_timestamp"
     NONEXISTENT_LOCAL_TIME = "nonexistent_local_time"  # e.g. 01:30 on a spring-forward day
     FUTURE_TIMESTAMP = "future_timestamp"
+    EARLY_TIMESTAMP = "early_timestamp"  # before the earliest plausible date (MF_EARLIEST_DATE)
     MISALIGNED_TIMESTAMP = "misaligned_timestamp"  # not on the feed's interval grid
     MISSING_READING = "missing_reading"
     NON_NUMERIC_READING = "non_numeric_reading"

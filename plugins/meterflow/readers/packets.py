@@ -5,6 +5,7 @@ is a row too: it is rejected as a malformed record, with its text kept."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +16,16 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from meterflow.feeds import Feed
+
+
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # an escaped UTF-16 surrogate in a JSON text
+
+
+def _text(value: object) -> object:
+    """A string without lone surrogates (which no UTF-8 text, nor PostgreSQL, can hold)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
 
 
 def read(path: Path, feed: Feed, *, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -31,8 +42,10 @@ def read(path: Path, feed: Feed, *, chunk_rows: int) -> Iterator[pd.DataFrame]:
                     continue
                 try:
                     packet = json.loads(text)
-                except ValueError:
+                except (ValueError, RecursionError):  # not JSON, or nested beyond reason
                     packet = None
+                if isinstance(packet, dict) and "\\u" in text and _SURROGATE.search(text):
+                    packet = {k: _text(v) for k, v in packet.items()}
                 if not isinstance(packet, dict):
                     batch.append(
                         (
