@@ -198,6 +198,10 @@ class _FileReader:
                 header = line_no
             elif record == "200":
                 channel = self._channel(line_no, fields)
+            elif record == "300":  # '300' alone, or ' 300,…': a malformed day of its channel
+                if channel is None:
+                    raise self._fail(line_no, "300 record before any 200 record")
+                pending.append(_Day(line_no, line, channel))
             elif record == "400":
                 if not pending or pending[-1].channel is not channel:
                     raise self._fail(line_no, "400 record without its 300 record")
