@@ -354,6 +354,13 @@ def select_tranche(
             (SQL / "tranche_select.sql").read_text(),
             {"tranche_id": tranche_id, "size": size, "reason": f"tranche {system} {sequence}"},
         ).fetchone()
+        if meters == 0:  # nothing eligible fits: no tranche, the sequence number stays free
+            conn.rollback()
+            if judged:
+                cur.execute("SELECT meter.judge_loaded()")
+                conn.commit()
+            log.warning("tranche %s: no eligible site fits in %s meters", system, f"{size:,}")
+            return {"tranche_id": None, "system": system, "sequence": None, "meters": 0, "sites": 0}
         cur.execute(
             "UPDATE meter.tranche SET meters = %s, sites = %s WHERE tranche_id = %s",
             (meters, sites, tranche_id),
