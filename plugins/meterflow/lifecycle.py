@@ -338,6 +338,10 @@ def select_tranche(
     system = system or config.get("tranche_system")
     with warehouse.connect(conn_id) as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('meterflow tranche'))")
+        # one big set-based statement: JIT compiling it costs more than it saves, and sorts
+        # and hashes of 100,000s of rows should stay in memory
+        cur.execute("SET LOCAL jit = off")
+        cur.execute("SET LOCAL work_mem = '128MB'")
         judged = cur.execute("SELECT meter.judge_loaded()").fetchone()[0]
         sequence = cur.execute(
             "SELECT coalesce(max(sequence), 0) + 1 FROM meter.tranche WHERE system = %s",
