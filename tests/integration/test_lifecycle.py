@@ -222,3 +222,14 @@ def test_tranche_takes_whole_sites_oldest_first_never_an_excluded_meter(registry
     got = statuses(registry)
     assert got["SMR00004A"][0] == got["SMR00005C"][0] == "excluded"
     assert got["SMR00001A"][0] == "selected"
+
+
+def test_every_status_of_the_reference_table_and_no_other_is_accepted(registry):
+    import psycopg
+
+    codes = [c for (c,) in registry.execute("SELECT code FROM ref.meter_status ORDER BY code")]
+    assert codes == ["eligible", "excluded", "loaded", "notified", "selected"]
+    for code in codes:
+        registry.execute("UPDATE meter.meter SET status = %s WHERE meter_id = 'SMR00006A'", (code,))
+    with pytest.raises(psycopg.errors.CheckViolation):
+        registry.execute("UPDATE meter.meter SET status = 'migrated' WHERE meter_id = 'SMR00006A'")
