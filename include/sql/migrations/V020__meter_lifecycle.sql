@@ -180,21 +180,28 @@ $$;
 
 -- Judge every meter still 'loaded' (new in the registry); returns how many changed. After a
 -- bulk registration the table's statistics are stale (a fresh table looks empty to the
--- planner, which then scans it once per site): many new meters refresh them first.
+-- planner, which then scans it once per site): many new meters refresh them first, and are
+-- judged with hash joins (index lookups per site are for the few sites a list file touches).
 CREATE FUNCTION meter.judge_loaded() RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     keys text[];
+    nestloop text := current_setting('enable_nestloop');
+    changed bigint;
 BEGIN
     SELECT array_agg(DISTINCT meter.site_key(site, meter_id)) INTO keys
       FROM meter.meter WHERE status = 'loaded';
     IF keys IS NULL THEN
         RETURN 0;
     END IF;
-    IF cardinality(keys) > 10000 THEN
-        ANALYZE meter.meter;
+    IF cardinality(keys) <= 10000 THEN
+        RETURN meter.apply_site_rule(keys);
     END IF;
-    RETURN meter.apply_site_rule(keys);
+    ANALYZE meter.meter;
+    PERFORM set_config('enable_nestloop', 'off', true);
+    changed := meter.apply_site_rule(keys);
+    PERFORM set_config('enable_nestloop', nestloop, true);
+    RETURN changed;
 END $$;
 
 -- The rule follows every change of the lists, whoever makes it (a file, psql, a test).
