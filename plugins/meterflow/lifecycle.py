@@ -61,6 +61,12 @@ _LAST_SEQUENCE = """
      WHERE feed = %s AND system = %s AND status = 'loaded'"""
 
 
+class ListFileWaiting(Exception):
+    """An earlier file of the same system (a lower sequence number) is still in the landing
+    folder: this one waits for it (the task's retry loads it later), so files that land
+    together and load in parallel are taken in sequence order, not held as a gap."""
+
+
 @dataclass
 class ListFile:
     name: str
@@ -120,6 +126,32 @@ def parse(path: Path) -> ListFile:
             (last_no, f"footer says {count or 'nothing'} rows, the file has {len(out.rows)}")
         )
     return out
+
+
+def _header(path: Path) -> tuple[str, int] | None:
+    """(system, sequence) from a list file's header line; None when it has none."""
+    try:
+        with path.open(encoding="utf-8-sig") as fh:
+            line = fh.readline()
+    except (OSError, UnicodeDecodeError):
+        return None
+    cells = [c.strip() for c in line.replace("|", ",").split(",")]
+    if len(cells) < 3 or cells[0].upper() != HEADER or not cells[2].isdigit():
+        return None
+    return cells[1], int(cells[2])
+
+
+def _earlier_in_landing(path: Path, feed: Feed, listed: ListFile) -> Path | None:
+    """A file of the same feed and system with a lower sequence still waiting in landing."""
+    if listed.sequence is None:
+        return None
+    for other in sorted(path.parent.iterdir()):
+        if other == path or not other.is_file() or not feed.takes(other):
+            continue
+        head = _header(other)
+        if head and head[0] == listed.system and head[1] < listed.sequence:
+            return other
+    return None
 
 
 def _exclusion_rows(listed: ListFile, feed: Feed, codes: set[str]) -> dict[str, tuple[str, str]]:
@@ -255,13 +287,21 @@ def load_file(
     """Load one list file in one transaction, or hold it with its problems recorded.
 
     Raises :class:`meterflow.readers.UnreadableFile` when the file is held, after recording
-    why and moving it to ``failed/<feed>/`` with an ``.error.txt``."""
+    why and moving it to ``failed/<feed>/`` with an ``.error.txt``; :class:`ListFileWaiting`
+    (the file left in landing, for the task's retry) while an earlier sequence of the same
+    system is still waiting beside it."""
     from meterflow import ingest, readers
 
     path = Path(path)
     landing = Path(landing_dir or config.get("landing_dir"))
     listed = parse(path)
     result = LoadResult(file=path.name, feed=feed.name)
+    earlier = _earlier_in_landing(path, feed, listed)
+    if earlier is not None:
+        raise ListFileWaiting(
+            f"{path.name}: sequence {listed.sequence} of {listed.system} waits for "
+            f"{earlier.name} (an earlier sequence) still in landing; retried later"
+        )
     with warehouse.connect(conn_id, autocommit=True) as log_conn:
         load_id = log_conn.execute(
             """INSERT INTO audit.list_load (feed, file_name, sha256, system, sequence,

@@ -233,3 +233,18 @@ def test_every_status_of_the_reference_table_and_no_other_is_accepted(registry):
         registry.execute("UPDATE meter.meter SET status = %s WHERE meter_id = 'SMR00006A'", (code,))
     with pytest.raises(psycopg.errors.CheckViolation):
         registry.execute("UPDATE meter.meter SET status = 'migrated' WHERE meter_id = 'SMR00006A'")
+
+
+def test_files_landed_together_load_in_sequence_order_not_as_a_gap(registry, landing):
+    first = list_file(landing, ["SMR00001A|NONCOMM|ADD"], seq=1)
+    second = list_file(landing, ["SMR00001A|NONCOMM|REMOVE"], seq=2)
+
+    with pytest.raises(lifecycle.ListFileWaiting, match=r"waits for exclusions_noncomm_0001\.txt"):
+        load(second, landing)  # a parallel task took the later file first
+    assert second.exists()
+    load(first, landing)
+    load(second, landing)
+
+    assert on_list(registry) == {}
+    log = registry.execute("SELECT sequence, status FROM audit.list_load ORDER BY load_id")
+    assert log.fetchall() == [(1, "loaded"), (2, "loaded")]
