@@ -158,6 +158,13 @@ KNOBS: dict[str, Knob] = {
             _bool,
             "Apply pending warehouse migrations at the start of DAG runs.",
         ),
+        # meter lifecycle (plugins/meterflow/lifecycle.py, docs/registry.md)
+        Knob(
+            "tranche_system",
+            "DCC",
+            str,
+            "System that receives tranche files (S3 outbound/<system>/) and sends approvals.",
+        ),
         # stream receiver (plugins/meterflow/stream, docs/stream.md)
         Knob("stream_host", "127.0.0.1", str, "Address the stream receiver listens on."),
         Knob("stream_port", 8090, int, "Port of the stream receiver."),

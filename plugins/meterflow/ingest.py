@@ -481,6 +481,10 @@ def load_file(
         from meterflow import registry
 
         return registry.load_file(path, feed, conn_id=conn_id, landing_dir=landing, move=move)
+    from meterflow import lifecycle
+
+    if lifecycle.handles(feed):  # exclusion lists and approval files → meter lifecycle
+        return lifecycle.load_file(path, feed, conn_id=conn_id, landing_dir=landing, move=move)
     now = now or datetime.now(UTC)
     result = LoadResult(file=path.name, feed=feed.name)
     signature = _signature(path)

@@ -22,6 +22,7 @@ KNOWN_IDS = {
     "meter_deliver",
     "meter_archive",
     "meter_restore",
+    "meter_tranche",
 }
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
 
