@@ -86,6 +86,7 @@ def dry_run_file(path: Path, feed) -> LoadResult:
     tracker = _DuplicateTracker()
     result = LoadResult(file=path.name, feed=feed.name, status="dry run")
     reasons: Counter[str] = Counter()
+
     def take(clean, rejects) -> None:
         tracker.add(clean)
         reasons.update({k: v for k, v in rejects["reason"].value_counts().items() if v})
