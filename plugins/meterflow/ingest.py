@@ -564,7 +564,7 @@ def load_file(
             if move:
                 target = _move(path, landing, FAILED, feed.name)
                 target.with_name(target.name + ".error.txt").write_text(error + "\n")
-            log.error("%s: not loaded: %s", path.name, error)
+            log.error("%s", error)
             _alert_failed(feed.name, path.name, digest, error)
             if isinstance(exc, readers.UnreadableFile):
                 raise

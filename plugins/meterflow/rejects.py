@@ -171,6 +171,8 @@ def _show(value: Any) -> Any:
     """A raw value as JSON can hold it (text for dates, None for missing)."""
     if _missing(value):
         return None
+    if isinstance(value, float) and value - value != 0:  # inf, nan: no JSON number holds them
+        return str(value)
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return value
     return str(value)

@@ -32,43 +32,116 @@ def failed_batches(db) -> list[tuple]:
     ).fetchall()
 
 
-def test_a_file_that_postgresql_refuses_fails_once_and_leaves_landing(db, landing, bucket):
-    # A NUL byte in a rejected row: PostgreSQL refuses it in the rejects' COPY. Before, the
-    # load rolled back with no audit row and the file stayed in landing, retried for ever.
+def test_a_nul_byte_in_a_row_rejects_that_row_not_the_file(db, landing, bucket):
+    # PostgreSQL refuses NUL in text and \\u0000 in jsonb: before, the rejects' COPY failed,
+    # the load rolled back with no audit row and the file stayed in landing for ever.
     path = land(
         landing,
         "nul.csv",
         b"meter_id,timestamp,reading_kwh\n"
         b"SMR89134A,15/01/2025 12:00,0.5\n"
-        b"SMR89134A,15/01/2025 12:30,ab\x00cd\n",
+        b"SMR89134A,15/01/2025 12:30,ab\x00cd\n"
+        b"SMR\x0089135A,15/01/2025 12:30,1\n",
     )
+
+    result = ingest.load_file(path, landing_dir=landing, now=NOW)
+
+    assert (result.rows_read, result.rows_staged, result.rows_rejected) == (3, 1, 2)
+    rejected = db.execute(
+        "SELECT row_no, reason, raw->>'reading', raw->>'meter_id' FROM audit.rejected_row"
+        " ORDER BY row_no"
+    ).fetchall()
+    assert rejected == [
+        (3, "non_numeric_reading", "ab\ufffdcd", "SMR89134A"),
+        (4, "malformed_meter_id", "1", "SMR\ufffd89135A"),
+    ]
+    assert (landing / "processed" / "spreadsheets" / "nul.csv").exists()
+
+
+def test_a_file_that_cannot_be_loaded_fails_once_and_leaves_landing(db, landing, bucket):
+    # Any fault of the file itself (here a packet file that is not UTF-8) ends the same way:
+    # an audit row, failed/ with the error text, nothing staged, nothing left in landing.
+    path = land(landing, "bad.jsonl", b'{"id": "SMR89134A"}\n\xff\xfe\n', feed="stream")
 
     with pytest.raises(readers.UnreadableFile) as exc:
         ingest.load_file(path, landing_dir=landing, now=NOW)
 
     assert not path.exists()
-    assert (landing / "failed" / "spreadsheets" / "nul.csv").exists()
-    error_text = (landing / "failed" / "spreadsheets" / "nul.csv.error.txt").read_text()
-    assert error_text.startswith("nul.csv: ")
+    error_text = (landing / "failed" / "stream" / "bad.jsonl.error.txt").read_text()
+    assert error_text.startswith("bad.jsonl: ")
     assert str(exc.value) in error_text
     [(name, status, error)] = failed_batches(db)
-    assert (name, status) == ("nul.csv", "failed")
+    assert (name, status) == ("bad.jsonl", "failed")
     assert error == error_text.strip()
     assert db.execute("SELECT count(*) FROM staging.reading").fetchone() == (0,)
 
 
+def test_hostile_packets_are_rejected_row_by_row(db, landing, bucket):
+    lines = [
+        '{"id": "SMR89134A", "timestamp": "2025-01-15T12:00:00Z", "reading_kWh": 0.5}',
+        '{"id": "SMR89134A", "timestamp": "2025-01-15T12:30:00Z", "reading_kWh": "\\ud800"}',
+        '{"id": ' + "[" * 5000 + "]" * 5000 + "}",  # nested beyond reason
+        '{"id": ["SMR89134A"], "timestamp": {"t": 1}, "reading_kWh": [1]}',
+        '{"id": "SMR89134A", "timestamp": "1970-01-01T00:00:00Z", "reading_kWh": 1}',
+        '{"id": "SMR89134A", "timestamp": "2025-01-15T13:00:00Z", "reading_kWh": Infinity}',
+    ]
+    path = land(landing, "hostile.jsonl", ("\n".join(lines) + "\n").encode(), feed="stream")
+
+    result = ingest.load_file(path, landing_dir=landing, now=NOW)
+
+    assert (result.rows_read, result.rows_staged, result.rows_rejected) == (6, 1, 5)
+    reasons = dict(
+        db.execute("SELECT row_no, reason FROM audit.rejected_row ORDER BY row_no").fetchall()
+    )
+    assert reasons[2] == "non_numeric_reading"
+    assert reasons[3] == "malformed_record"
+    assert reasons[5] == "early_timestamp"
+    assert reasons[6] == "non_numeric_reading"
+    detail = db.execute("SELECT detail FROM audit.rejected_row WHERE row_no = 5").fetchone()[0]
+    assert "before the earliest date 2000-01-01 (setting MF_EARLIEST_DATE)" in detail
+    partitions = db.execute(
+        "SELECT count(*) FROM pg_inherits WHERE inhparent = 'meter.readings_a'::regclass"
+    ).fetchone()
+    assert partitions == (0,)  # no partition for every month since 1970
+
+
+def test_a_workbook_date_of_year_0205_is_one_rejected_row(db, landing, bucket):
+    from datetime import datetime as dt
+
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["meter_id", "timestamp", "reading_kwh"])
+    sheet.append(["SMR89134A", dt(2025, 1, 15, 12, 0), 1.0])
+    sheet.append(["SMR89134A", dt(205, 1, 15, 12, 30), 1.0])  # a typed 0205
+    path = landing / "spreadsheets" / "typo.xlsx"
+    path.parent.mkdir(parents=True)
+    workbook.save(path)
+
+    result = ingest.load_file(path, landing_dir=landing, now=NOW)
+
+    assert (result.rows_staged, result.rows_rejected) == (1, 1)
+    assert db.execute("SELECT row_no, reason FROM audit.rejected_row").fetchall() == [
+        (3, "unparseable_timestamp")
+    ]
+
+
 def test_a_failed_file_can_be_fixed_and_landed_again(db, landing, bucket):
-    bad = land(landing, "fix.csv", b"meter_id,timestamp,reading_kwh\nSMR89134A,x,\x00\n")
+    bad = land(landing, "fix.jsonl", b"\xff\xfe not utf-8\n", feed="stream")
     with pytest.raises(readers.UnreadableFile):
         ingest.load_file(bad, landing_dir=landing, now=NOW)
 
     good = land(
-        landing, "fix.csv", b"meter_id,timestamp,reading_kwh\nSMR89134A,15/01/2025 12:00,1\n"
+        landing,
+        "fix.jsonl",
+        b'{"id": "SMR89134A", "timestamp": "2025-01-15T12:00:00Z", "reading_kWh": 1}\n',
+        feed="stream",
     )
     result = ingest.load_file(good, landing_dir=landing, now=NOW)
 
     assert (result.status, result.rows_staged) == ("staged", 1)
-    assert (landing / "processed" / "spreadsheets" / "fix.csv").exists()
+    assert (landing / "processed" / "stream" / "fix.jsonl").exists()
 
 
 def test_the_warehouse_unreachable_leaves_the_file_in_landing_for_the_retry(

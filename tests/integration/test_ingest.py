@@ -450,3 +450,23 @@ def test_a_meters_capacity_and_a_feeds_limit_replace_the_global_one(db, landing,
     )
     assert result.rows_staged == 2  # 350 within the feed's 400 and the meter's 500
     assert result.reasons == {Reason.IMPLAUSIBLE_READING.value: 1}  # 600 > the meter's 500
+
+
+def test_a_reactive_channel_is_stored_not_judged_by_the_kwh_limit(db, landing, bucket):
+    # 900 kVArh of a Q1 channel is ordinary for a site; the kWh limit (25) is for energy.
+    path = write(
+        landing / "spreadsheets" / "reactive.csv",
+        "meter_id,channel,timestamp,reading_kwh\n"
+        "SMR89134A,Q1,15/01/2025 12:00,900\n"
+        "SMR89134A,E1,15/01/2025 12:00,900\n",
+    )
+
+    result = load(path, landing)
+
+    assert (result.rows_staged, result.rows_rejected) == (1, 1)
+    assert db.execute("SELECT channel, kwh FROM staging.reading").fetchall() == [
+        ("Q1", Decimal("900"))
+    ]
+    assert db.execute("SELECT reason FROM audit.rejected_row").fetchall() == [
+        ("implausible_reading",)
+    ]

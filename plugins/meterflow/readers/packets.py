@@ -21,8 +21,12 @@ if TYPE_CHECKING:
 _SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")  # an escaped UTF-16 surrogate in a JSON text
 
 
-def _text(value: object) -> object:
-    """A string without lone surrogates (which no UTF-8 text, nor PostgreSQL, can hold)."""
+def _scalar(value: object) -> object:
+    """A packet value cleansing can judge: a list or object as its JSON text (it is then
+    refused as a malformed id, time or reading), a string without lone surrogates (which no
+    UTF-8 text, nor PostgreSQL, can hold)."""
+    if isinstance(value, (list, dict)):
+        value = json.dumps(value)[:200]
     if isinstance(value, str):
         return value.encode("utf-8", "replace").decode("utf-8")
     return value
@@ -44,8 +48,10 @@ def read(path: Path, feed: Feed, *, chunk_rows: int) -> Iterator[pd.DataFrame]:
                     packet = json.loads(text)
                 except (ValueError, RecursionError):  # not JSON, or nested beyond reason
                     packet = None
-                if isinstance(packet, dict) and "\\u" in text and _SURROGATE.search(text):
-                    packet = {k: _text(v) for k, v in packet.items()}
+                if isinstance(packet, dict) and (
+                    ("\\u" in text and _SURROGATE.search(text)) or "[" in text or "{" in text[1:]
+                ):
+                    packet = {k: _scalar(v) for k, v in packet.items()}
                 if not isinstance(packet, dict):
                     batch.append(
                         (
