@@ -115,6 +115,7 @@ def test_every_reason_code_is_produced_and_named_with_its_row(db, landing, bucke
         "SMR89134A,01/16/2025 00:00,1",  # month/day in a day/month feed
         "SMR89134A,03/04/2025 00:00,1",  # both ways, in a file that has both orders
         "SMR89136A,26/10/2025 01:00,1",  # the repeated hour, no other reading to tell which
+        "SMR89134A,01/01/1970 00:00,1",  # a meter clock reset: before the earliest date
     ]
     f = write(
         landing / "spreadsheets" / "faults.csv",
