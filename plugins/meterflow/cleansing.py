@@ -129,6 +129,10 @@ class _Judged:
     limits: np.ndarray  # kWh limit per distinct meter (by m_codes)
     channels: np.ndarray
     c_codes: np.ndarray
+    c_names: np.ndarray  # the channel per distinct raw channel (by c_codes)
+    m_sources: np.ndarray  # the source per distinct meter id (by m_codes)
+    q_codes: np.ndarray
+    q_flags: np.ndarray  # the quality flag per distinct raw flag (by q_codes)
     sources: np.ndarray
     stamps: np.ndarray  # UTC ns of the interval start (summer-time choice where repeated)
     summer: np.ndarray  # UTC ns of the local time read as summer time (before marks/rounding)
@@ -483,6 +487,8 @@ class Cleanser:
             limits=limit,
             channels=channels,
             c_codes=c_codes,
+            c_names=c_names,
+            m_sources=m_sources,
             sources=_per_row(m_sources, m_codes, None),
             stamps=stamps,
             summer=summer,
@@ -491,6 +497,8 @@ class Cleanser:
             wall=_per_row(t_wall, t_codes, 0),
             kwh=kwh,
             flags=_per_row(q_flags, q_codes, self.feed.default_quality),
+            q_codes=q_codes,
+            q_flags=q_flags,
             problems=problems,
         )
 
@@ -520,12 +528,14 @@ class Cleanser:
         clean = pd.DataFrame(
             {
                 "row_no": raw["row_no"].to_numpy(dtype="int64")[good],
-                "meter_id": judged.meter_ids[good],
-                "channel": judged.channels[good],
-                "source": judged.sources[good],
+                "meter_id": _categorical(judged.m_codes[good], judged.m_ids, None),
+                "channel": _categorical(judged.c_codes[good], judged.c_names, self.feed.channel),
+                "source": _categorical(judged.m_codes[good], judged.m_sources, None),
                 "interval_start": pd.to_datetime(judged.stamps[good], unit="ns", utc=True),
                 "kwh": judged.kwh[good],
-                "quality": judged.flags[good],
+                "quality": _categorical(
+                    judged.q_codes[good], judged.q_flags, self.feed.default_quality
+                ),
             },
             columns=CLEAN_COLUMNS,
         )
@@ -813,3 +823,18 @@ class Cleanser:
         if code == Reason.INVALID_QUALITY:
             return by("quality", lambda q: f"quality flag {q!r} is not one of A, E, S, F")
         return np.full(int(mask.sum()), code.value, dtype=object)
+
+
+def _categorical(codes: np.ndarray, per_value: np.ndarray, missing: Any) -> pd.Categorical:
+    """Rows' values as a categorical from their codes into the distinct raw values (code -1:
+    ``missing``): the loader then writes codes, not millions of hashed strings."""
+    import numpy as np
+    import pandas as pd
+
+    values = np.empty(len(per_value) + 1, dtype=object)
+    values[:-1] = per_value
+    values[-1] = missing
+    value_codes, categories = pd.factorize(values, use_na_sentinel=True)
+    return pd.Categorical.from_codes(
+        value_codes[np.where(codes < 0, len(per_value), codes)], categories=categories
+    )

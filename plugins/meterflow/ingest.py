@@ -88,11 +88,13 @@ def _epoch_seconds(series: pd.Series) -> np.ndarray:
     return naive.to_numpy(dtype="datetime64[s]").astype("int64")
 
 
-def _dict_strings(values: np.ndarray) -> tuple[list[str], np.ndarray]:
+def _dict_strings(series: pd.Series) -> tuple[list[str], np.ndarray]:
     """(unique values as strings, int32 indices) for a column with many repeats."""
     import pandas as pd
 
-    codes, uniques = pd.factorize(values)  # hashing: no sort of millions of strings
+    if isinstance(series.dtype, pd.CategoricalDtype):  # cleansing's: codes already made
+        return [str(c) for c in series.cat.categories], series.cat.codes.to_numpy("int32")
+    codes, uniques = pd.factorize(series.to_numpy(dtype=object))  # no sort of millions
     return [str(u) for u in uniques], codes.astype("int32")
 
 
@@ -107,10 +109,10 @@ def _clean_to_csv(clean: pd.DataFrame, batch_id: int, ingested_at: str) -> bytes
     ts = _epoch_seconds(clean["interval_start"])
     ts_idx, uniq_ts = pd.factorize(ts)
     ts_text = np.datetime_as_string(uniq_ts.astype("datetime64[s]"), unit="s").astype(object) + "Z"
-    meters, meter_idx = _dict_strings(clean["meter_id"].to_numpy(dtype=object))
-    channels, channel_idx = _dict_strings(clean["channel"].to_numpy(dtype=object))
-    sources, source_idx = _dict_strings(clean["source"].to_numpy(dtype=object))
-    qualities, quality_idx = _dict_strings(clean["quality"].to_numpy(dtype=object))
+    meters, meter_idx = _dict_strings(clean["meter_id"])
+    channels, channel_idx = _dict_strings(clean["channel"])
+    sources, source_idx = _dict_strings(clean["source"])
+    qualities, quality_idx = _dict_strings(clean["quality"])
     zeros = np.zeros(n, dtype="int32")
     table = pa.table(
         {
