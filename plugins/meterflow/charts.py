@@ -45,11 +45,19 @@ EXPORT_HATCH = "////"  # export bars: the source's colour, hatched, below the ze
 DPI = 110
 
 
-def _figure(width: float = 10.0, height: float = 5.0) -> Figure:
-    """A new figure on the Agg backend (no display; safe in workers)."""
+def backend() -> None:
+    """Agg (no display; safe in workers), and text drawn as it is: region names, file names
+    and error texts come from input, and a "$…$" in one must not be parsed as mathtext (an
+    unknown command in it stopped the whole chart or PDF)."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
+    matplotlib.rcParams["text.parse_math"] = False
+
+
+def _figure(width: float = 10.0, height: float = 5.0) -> Figure:
+    """A new figure on the Agg backend, text taken literally (:func:`backend`)."""
+    backend()
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")

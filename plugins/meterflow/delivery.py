@@ -608,9 +608,9 @@ def _export_line(ax, series, source: str, **kw) -> None:
 
 
 def _draw_charts(imports, exports, period: Period, sources, tariff, zone, empty) -> list[Chart]:
-    import matplotlib
+    from meterflow.charts import backend
 
-    matplotlib.use("Agg")
+    backend()
     import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
@@ -899,9 +899,9 @@ def _pct(v: float | None) -> str:
 
 def write_pdf(path: Path, summary: dict[str, Any], charts: Sequence[Chart]) -> None:
     """An A4 report: the summary and data-quality tables, then one page per two charts."""
-    import matplotlib
+    from meterflow.charts import backend
 
-    matplotlib.use("Agg")
+    backend()
     import matplotlib.image as mpimg
     import matplotlib.pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages

@@ -328,3 +328,19 @@ def test_files_that_failed_long_ago_move_to_s3_with_their_error_text(landing, bu
     )
     body = s3_client.get_object(Bucket=bucket, Key=keys[0])["Body"].read()
     assert body == b"not,a,meter,file\n"
+
+
+def test_a_dollar_sign_in_a_region_name_is_drawn_as_it_is(tmp_path):
+    # "$\nosuchcommand$" was parsed as mathtext and stopped the region chart (and the PDF).
+    from datetime import date
+
+    from meterflow import charts
+
+    names = ["North $\\nosuchcommand$", "Mill $5 $"]
+    rows = [(names[0], "A", 10.0, None), (names[1], "B", 3.0, None)]
+
+    fig = charts.regions_chart(rows, date(2025, 1, 1), date(2025, 1, 7))
+    path = charts.save(fig, tmp_path / "regions.png")
+
+    assert path.stat().st_size > 0
+    assert sorted(t.get_text() for t in fig.axes[0].get_xticklabels()) == sorted(names)
