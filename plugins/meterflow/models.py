@@ -127,3 +127,9 @@ class LoadResult:
             f"rejected {self.rows_rejected:,}, duplicates {self.rows_duplicate:,}"
             + (f" (batch {self.batch_id})" if self.batch_id else "")
         )
+
+
+# Batch id of the estimates meterflow's VEE writes (meterflow.vee): no audit.load_batch row has
+# it (batch ids start at 1). A reading with quality E and this batch is meterflow's own
+# estimate, recomputed by each VEE run; any other reading is left alone.
+VEE_BATCH_ID = 0
