@@ -23,6 +23,7 @@ KNOWN_IDS = {
     "meter_archive",
     "meter_restore",
     "meter_tranche",
+    "meter_vee",  # issue 23: validation, estimation and editing
 }
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
 
