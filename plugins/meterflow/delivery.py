@@ -358,6 +358,10 @@ def build(plan: Plan, out_dir: Path | None = None, *, conn=None) -> Deliverable:
             _sql("silent_meters"),
             {**args, "lookback": hi - timedelta(days=30), "grace": SILENT_AFTER},
         ).fetchall()
+        # VEE (issue 23): the period's share of estimated readings, one line of the email.
+        from meterflow import vee
+
+        estimated = vee.share_line(vee.estimated_share(conn, period.start, period.end))
     finally:
         if own:
             conn.close()
@@ -393,6 +397,7 @@ def build(plan: Plan, out_dir: Path | None = None, *, conn=None) -> Deliverable:
         "non_energy_readings": sum(row["non_energy_readings"] for row in per_source),
         "quality": quality,
         "total_readings": len(readings),
+        "estimated": estimated,  # VEE (issue 23): None when no VEE run covered the period
     }
 
     out_dir = Path(out_dir or config.get("reports_dir")) / "delivery" / period.slug

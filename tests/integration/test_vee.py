@@ -279,3 +279,18 @@ def test_rerunning_changes_nothing_and_a_late_actual_replaces_its_estimate(serie
     settled = _snapshot(db)
     assert vee.run(db, *WINDOW, run_id="fourth").replaced == 0
     assert _snapshot(db) == settled
+
+
+def test_the_sponsors_email_gives_the_share_of_estimated_readings(series, tmp_path):
+    from meterflow import delivery
+
+    db, _data = series
+    plan = delivery.make_plan({"period": SUNDAY.isoformat(), "recipients": "bob@btl.com"})
+    assert delivery.build(plan, tmp_path, conn=db).summary["estimated"] is None  # no VEE yet
+
+    vee.run(db, *WINDOW, run_id="first")
+    d = delivery.build(plan, tmp_path, conn=db)
+    # Sunday: SMR00001A's 50 half hours estimated, SMR00002A's 50 read.
+    line = "Estimated readings: 50 of 100 (50.00%); 0 readings flagged as suspect (kept as read)."
+    assert line in d.text
+    assert line in d.html
