@@ -243,9 +243,9 @@ def _params(cfg: VeeConfig, source: str, first: date, last: date, **extra: Any) 
         "utc_to": utc_to,
         "seen_from": utc_from - timedelta(days=int(cfg.get("reported_within_days"))),
         "hist_from": utc_from - timedelta(days=hist),
-        "like_from": utc_from - timedelta(days=7 * weeks + 1),
-        "like_to": utc_to - timedelta(days=6),
-        "recent_from": utc_from - timedelta(days=int(like["recent_days"]) + 1),
+        "recent_lo": local_bounds(first - timedelta(days=int(like["recent_days"])), last, cfg.zone)[
+            0
+        ],
         "vee_batch": VEE_BATCH_ID,
         "decimals": int(cfg.get("estimation.decimals")),
         "horizon": int(cfg.get("estimation.horizon_intervals")),
@@ -309,6 +309,9 @@ def run_source(
     with conn.transaction():
         conn.execute("SET LOCAL work_mem = '256MB'")
         conn.execute("SET LOCAL jit = off")
+        # Hash joins between the run's temporary tables and the readings: the planner, seeing
+        # grouped temporary rows, otherwise loops over them (minutes at 2,000 meters).
+        conn.execute("SET LOCAL enable_nestloop = off")
         conn.execute(statement("setup"))
         table = f"{SCHEMA}.{TABLES[source]}"
         conn.execute(
@@ -322,10 +325,12 @@ def run_source(
         conn.execute("ANALYZE vee_series")
         conn.execute(statement("missing", source), params)
         conn.execute("ANALYZE vee_missing")
-        conn.execute(statement("gaps", source), params)
+        conn.execute(statement("gaps"), params)
         conn.execute("ANALYZE vee_gap")
-        for name in ("estimate_linear", "estimate_like_day"):
+        for name in ("gap_near", "gap_far", "gap_method"):
             conn.execute(statement(name, source), params)
+        conn.execute(statement("estimate_linear"), params)
+        _like_day(conn, source, params)
         for method, n in conn.execute("SELECT method, count(*) FROM vee_est GROUP BY method"):
             _count(result.estimates, method, n)
         result.unestimated += conn.execute(
@@ -353,6 +358,24 @@ def run_source(
         if written or replaced:
             _resum(conn, source, written or [params["utc_from"], params["utc_to"] - HALF_HOUR])
         conn.execute(statement("daily", source), params)
+
+
+def _like_day(conn: psycopg.Connection, source: str, params: dict[str, Any]) -> None:
+    """LIKE_DAY estimates (like_*.sql, estimate_like_day.sql): the like days are read one week
+    at a time, each as one range of the source table hash-joined to the days that need them."""
+    conn.execute(statement("like_need"), params)
+    conn.execute("ANALYZE vee_need")
+    zone = ZoneInfo(params["tz"])
+    for w in range(1, params["weeks"] + 1):
+        back = timedelta(days=7 * w)
+        lo, hi = local_bounds(params["day_from"] - back, params["day_to"] - back, zone)
+        conn.execute(
+            statement("like_read", source), {**params, "w": w, "like_lo": lo, "like_hi": hi}
+        )
+    conn.execute("ANALYZE vee_like")
+    conn.execute(statement("like_recent", source), params)
+    conn.execute("ANALYZE vee_recent")
+    conn.execute(statement("estimate_like_day"), params)
 
 
 def _resum(conn: psycopg.Connection, source: str, instants: list[datetime]) -> None:

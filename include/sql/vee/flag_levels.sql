@@ -23,28 +23,29 @@ WITH day AS (
       JOIN vee_slot t USING (interval_start)
       JOIN vee_hist h USING (meter_id, channel)
      WHERE d.quality <> 'E' AND h.n >= %(min_history)s
-), broken AS (
-    SELECT j.*, rule.code, rule.detail
-      FROM judged j
-     CROSS JOIN LATERAL (VALUES
-        (%(spike)s::text, j.kwh >= %(spike_min)s AND j.kwh > %(spike_level)s * j.mean
-                          AND j.kwh > %(spike_neighbour)s * j.neighbours,
-         jsonb_build_object('neighbour_mean', j.neighbours, 'level', round(j.mean, 6),
-                            'neighbour_factor', %(spike_neighbour)s,
-                            'level_factor', %(spike_level)s)),
-        (%(high)s::text, j.kwh > j.mean + %(high_sigmas)s * j.sd,
-         jsonb_build_object('mean', round(j.mean, 6), 'sd', round(j.sd, 6),
-                            'bound', round(j.mean + %(high_sigmas)s * j.sd, 6))),
-        (%(low)s::text, j.mean - %(low_sigmas)s * j.sd > 0
-                        AND j.kwh < j.mean - %(low_sigmas)s * j.sd,
-         jsonb_build_object('mean', round(j.mean, 6), 'sd', round(j.sd, 6),
-                            'bound', round(j.mean - %(low_sigmas)s * j.sd, 6)))
-     ) AS rule (code, broken, detail)
-     WHERE rule.broken
 )
 INSERT INTO audit.vee_flag (meter_id, channel, interval_start, rule, source, local_date, kwh,
                             detail, run_id)
-SELECT meter_id, channel, interval_start, code, %(source)s, local_date, kwh, detail, %(run_id)s
-  FROM broken
- ORDER BY 1, 2, 3
+SELECT meter_id, channel, interval_start, %(spike)s, %(source)s, local_date, kwh,
+       jsonb_build_object('neighbour_mean', neighbours, 'level', round(mean, 6),
+                          'neighbour_factor', %(spike_neighbour)s,
+                          'level_factor', %(spike_level)s),
+       %(run_id)s
+  FROM judged
+ WHERE kwh >= %(spike_min)s AND kwh > %(spike_level)s * mean
+   AND kwh > %(spike_neighbour)s * neighbours
+UNION ALL
+SELECT meter_id, channel, interval_start, %(high)s, %(source)s, local_date, kwh,
+       jsonb_build_object('mean', round(mean, 6), 'sd', round(sd, 6),
+                          'bound', round(mean + %(high_sigmas)s * sd, 6)),
+       %(run_id)s
+  FROM judged
+ WHERE kwh > mean + %(high_sigmas)s * sd
+UNION ALL
+SELECT meter_id, channel, interval_start, %(low)s, %(source)s, local_date, kwh,
+       jsonb_build_object('mean', round(mean, 6), 'sd', round(sd, 6),
+                          'bound', round(mean - %(low_sigmas)s * sd, 6)),
+       %(run_id)s
+  FROM judged
+ WHERE mean - %(low_sigmas)s * sd > 0 AND kwh < mean - %(low_sigmas)s * sd
 ON CONFLICT DO NOTHING;

@@ -7,6 +7,7 @@
 -- vee_missing: the half hours of those series without a reading other than meterflow's own
 --              estimate, with their run (grp: equal for consecutive missing half hours)
 -- vee_est:     the estimates of this run
+-- vee_like:    LIKE_DAY's like-day readings summed per needed day and local half hour
 CREATE TEMP TABLE vee_slot (
     interval_start timestamptz PRIMARY KEY,
     local_date     date     NOT NULL,
@@ -35,4 +36,13 @@ CREATE TEMP TABLE vee_est (
     method         text        NOT NULL,
     inputs         jsonb       NOT NULL,
     PRIMARY KEY (meter_id, channel, interval_start)
+) ON COMMIT DROP;
+CREATE TEMP TABLE vee_like (
+    meter_id   text     NOT NULL,
+    channel    text     NOT NULL,
+    local_date date     NOT NULL,
+    like_date  date     NOT NULL,
+    slot       smallint NOT NULL,
+    kwh        numeric  NOT NULL,
+    n          integer  NOT NULL
 ) ON COMMIT DROP;
