@@ -14,7 +14,7 @@ in one transaction each, with the SQL files of include/sql/vee/:
    (``flag_gaps.sql``).
 4. Estimation of the missing half hours (``missing.sql``, runs in ``gaps.sql``): LINEAR between
    the readings either side for gaps up to 1 hour, LIKE_DAY (same weekday's profile of the
-   previous weeks, scaled to the recent level) for longer ones up to the horizon. Local days
+   previous weeks, scaled to the day's own level) for longer ones up to the horizon. Local days
    keep their 46/50 half hours on clock changes: the slots are UTC half hours of the local day.
 5. Writing (``revise.sql``, ``audit.sql``, ``write.sql``): estimates into the readings with
    quality E and batch :data:`VEE_BATCH_ID`, their method and inputs into audit.vee_estimate;
@@ -114,7 +114,7 @@ _NUMBERS = (
     "estimation.horizon_intervals",
     "estimation.methods.linear.max_intervals",
     "estimation.methods.like_day.weeks",
-    "estimation.methods.like_day.recent_days",
+    "estimation.methods.like_day.min_known",
     "estimation.methods.like_day.scale_min",
     "estimation.methods.like_day.scale_max",
 )
@@ -243,15 +243,12 @@ def _params(cfg: VeeConfig, source: str, first: date, last: date, **extra: Any) 
         "utc_to": utc_to,
         "seen_from": utc_from - timedelta(days=int(cfg.get("reported_within_days"))),
         "hist_from": utc_from - timedelta(days=hist),
-        "recent_lo": local_bounds(first - timedelta(days=int(like["recent_days"])), last, cfg.zone)[
-            0
-        ],
         "vee_batch": VEE_BATCH_ID,
         "decimals": int(cfg.get("estimation.decimals")),
         "horizon": int(cfg.get("estimation.horizon_intervals")),
         "linear_max": int(cfg.method("linear")["max_intervals"]),
         "weeks": weeks,
-        "recent_days": int(like["recent_days"]),
+        "min_known": int(like["min_known"]),
         "scale_min": _dec(like["scale_min"]),
         "scale_max": _dec(like["scale_max"]),
         "min_history": int(cfg.get("validation.min_history")),
@@ -373,8 +370,8 @@ def _like_day(conn: psycopg.Connection, source: str, params: dict[str, Any]) -> 
             statement("like_read", source), {**params, "w": w, "like_lo": lo, "like_hi": hi}
         )
     conn.execute("ANALYZE vee_like")
-    conn.execute(statement("like_recent", source), params)
-    conn.execute("ANALYZE vee_recent")
+    conn.execute(statement("like_level", source), params)
+    conn.execute("ANALYZE vee_level")
     conn.execute(statement("estimate_like_day"), params)
 
 

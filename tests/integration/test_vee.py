@@ -113,16 +113,22 @@ def linear(values: dict[datetime, Decimal], t: datetime) -> Decimal:
 
 
 def like_day(values: dict[datetime, Decimal], t: datetime) -> Decimal:
-    """Mean of the same local half hour on the same weekday of the 4 previous weeks × the
-    recent level (the day before and the day itself) / the like days' level, within [0.5, 2]."""
+    """The mean of the same local half hour on the same weekday of the 4 previous weeks ×
+    the day's own level against that profile (mean of its readings / mean of the profile at
+    the same half hours; 1 with fewer than 12 readings), within [0.5, 2]."""
     day = t.astimezone(LONDON).date()
     like = [u for w in range(1, 5) for u in day_starts(day - timedelta(days=7 * w)) if u in values]
-    profile = _mean([values[u] for u in like if slot(u) == slot(t)])
-    recent = [
-        values[u] for d in (day - timedelta(days=1), day) for u in day_starts(d) if u in values
-    ]
-    scale = _mean(recent) / _mean([values[u] for u in like])
-    return _round(profile * min(max(scale, Decimal("0.5")), Decimal(2)))
+
+    def profile(s: int) -> Decimal | None:
+        at = [values[u] for u in like if slot(u) == s]
+        return _mean(at) if at else None
+
+    known = [u for u in day_starts(day) if u in values and profile(slot(u)) is not None]
+    scale = Decimal(1)
+    if len(known) >= 12:
+        ratio = _mean([values[u] for u in known]) / _mean([profile(slot(u)) for u in known])
+        scale = min(max(ratio, Decimal("0.5")), Decimal(2))
+    return _round(profile(slot(t)) * scale)
 
 
 def _estimates(db) -> dict[tuple, tuple]:
@@ -251,7 +257,7 @@ def test_rerunning_changes_nothing_and_a_late_actual_replaces_its_estimate(serie
     ).fetchone() == (Decimal("0.777"), "A", batch)
 
     late = vee.run(db, *WINDOW, run_id="third")
-    # The day's other like-day estimates are revised: its recent level now counts the actual.
+    # The day's other like-day estimates are revised: its own level now counts the actual.
     one = {**data[("SMR00001A", "E1")], t: Decimal("0.777")}
     longer = [u for u in day_starts(TUESDAY) if slot(u) in GAPS[3] + GAPS[10]]
     assert (late.replaced, late.written, late.revised) == (1, 13, 13)
