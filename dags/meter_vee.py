@@ -12,7 +12,7 @@ and every meter that reported in them, per energy channel (import E…, export B
 - flags suspect readings against the meter's own history in `audit.vee_flag` (SPIKE, FLAT,
   ZERO, HIGH, LOW, GAP; codes and thresholds in vee.yaml), never altering them;
 - estimates every missing half hour: LINEAR for gaps up to 1 hour, LIKE_DAY (same weekday of
-  the previous weeks, scaled to the recent level) up to the horizon; estimates are readings
+  the previous weeks, scaled to the day's own level) up to the horizon; estimates are readings
   with quality E and batch 0, their method and inputs in `audit.vee_estimate`;
 - keeps `mart.vee_daily` (share of estimated readings) and, when readings changed, the day
   sums and every mart of those days.
