@@ -199,7 +199,7 @@ SELECT 'SMR' || lpad(m::text, 6, '0') || 'A', 'E1', t,
        generate_series(%(lo)s::timestamptz, %(hi)s::timestamptz - interval '30 minutes',
                        interval '30 minutes') AS t
  WHERE NOT (t >= %(day_lo)s AND t < %(day_hi)s
-            AND ((hashint8(m * 100000 + extract(epoch FROM t)::bigint / 1800) & 1023) < 30
+            AND ((hashint8(m::bigint * 100000 + extract(epoch FROM t)::bigint / 1800) & 1023) < 30
                  OR (m %% 10 = 0 AND extract(hour FROM t) BETWEEN 9 AND 11)
                  OR m %% 100 = 0))
 """
