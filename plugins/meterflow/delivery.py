@@ -1261,7 +1261,7 @@ def upload_for_link(a: Attachment, d: Deliverable) -> tuple[str, str]:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     bucket = config.get("s3_bucket")
-    key = f"deliveries/{d.period.slug}/{d.content_hash[:16]}/{a.name}"
+    key = f"{config.s3_prefix('deliveries')}/{d.period.slug}/{d.content_hash[:16]}/{a.name}"
     hook = S3Hook(aws_conn_id=config.get("aws_conn_id"))
     hook.load_file(filename=str(a.path), key=key, bucket_name=bucket, replace=True)
     url = hook.generate_presigned_url(

@@ -462,7 +462,7 @@ def write_outbound(tranche_id: int, conn_id: str | None = None) -> str:
         (system,) = conn.execute(
             "SELECT system FROM meter.tranche WHERE tranche_id = %s", (tranche_id,)
         ).fetchone()
-        key = f"{OUTBOUND_PREFIX}/{system}/{name}"
+        key = f"{config.s3_prefix(OUTBOUND_PREFIX)}/{system}/{name}"
         ingest._s3_client(config.get("aws_conn_id")).put_object(
             Bucket=config.get("s3_bucket"), Key=key, Body=text.encode("utf-8")
         )
