@@ -407,6 +407,11 @@ def build(plan: Plan, out_dir: Path | None = None, *, conn=None) -> Deliverable:
     for c in extra:  # the report's own charts; ours follow from the data hashed above
         digest.update(hashlib.sha256(c.png).digest())
     content_hash = digest.hexdigest()
+    # meter lifecycle (issue 24): the registry by status and exclusion code as the email is built
+    # — a snapshot beside the period's readings, so not part of the deliverable's content hash
+    from meterflow import lifecycle
+
+    summary["registry"] = lifecycle.status_counts(conn=None if own else conn)
     stem = f"meterflow_{period.slug}"
 
     attachments: list[Attachment] = []

@@ -480,9 +480,35 @@ def write_outbound(tranche_id: int, conn_id: str | None = None) -> str:
     return key
 
 
-def status_counts(conn_id: str | None = None) -> list[tuple[str, str | None, int]]:
-    """(status, exclusion code, meters) of the registry, for reports."""
-    with warehouse.connect(conn_id) as conn:
-        return conn.execute(
-            "SELECT status, exclusion_code, count(*) FROM meter.meter GROUP BY 1, 2 ORDER BY 1, 2"
-        ).fetchall()
+def status_counts(conn_id: str | None = None, *, conn: Any = None) -> dict[str, Any]:
+    """The registry by status and by exclusion code, for the daily email and the dashboard::
+
+        {"meters": 1000000,
+         "statuses": [{"code": "loaded", "name": "Loaded", "meters": 0}, ...],   # every status
+         "exclusions": [{"code": "NONCOMM", "name": "Non-communicating", "meters": 20000,
+                         "own": 10000, "via_site": 10000}, ...]}                 # every code
+
+    Statuses in lifecycle order; exclusion codes by meters, most first. ``own``: meters on a
+    list themselves; ``via_site``: the other meters of their sites. ``conn``: run on the
+    caller's connection (one query)."""
+    sql = (SQL / "status_counts.sql").read_text()
+    if conn is None:
+        with warehouse.connect(conn_id) as own_conn:
+            rows = own_conn.execute(sql).fetchall()
+    else:
+        rows = conn.execute(sql).fetchall()
+    statuses = [
+        {"code": code, "name": name, "meters": n}
+        for kind, code, name, n, *_ in rows
+        if kind == "status"
+    ]
+    exclusions = [
+        {"code": code, "name": name, "meters": n, "own": own, "via_site": via}
+        for kind, code, name, n, own, via, _ in rows
+        if kind == "exclusion"
+    ]
+    return {
+        "meters": sum(s["meters"] for s in statuses),
+        "statuses": statuses,
+        "exclusions": exclusions,
+    }

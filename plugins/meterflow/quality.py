@@ -754,9 +754,7 @@ def publish_docs(changed: list[str]) -> list[str]:
     bucket = config.get("s3_bucket")
     client = S3Hook(aws_conn_id=config.get("aws_conn_id")).get_conn()
     present: set[str] = set()
-    for page in client.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix=f"{area}/"
-    ):
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{area}/"):
         present.update(obj["Key"] for obj in page.get("Contents", []))
     wanted = set(changed)
     keys = []
