@@ -16,17 +16,9 @@ from meterflow import delivery, lifecycle
 
 pytestmark = pytest.mark.integration
 
-# site S1: meters 1-3; S2: 4-5; S3: 6-7; meter 8 has no site
-REGISTRY = [
-    ("SMR00001A", "S1"),
-    ("SMR00002A", "S1"),
-    ("SMR00003B", "S1"),
-    ("SMR00004A", "S2"),
-    ("SMR00005C", "S2"),
-    ("SMR00006A", "S3"),
-    ("SMR00007A", "S3"),
-    ("SMR00008A", None),
-]
+# site S1: meters 1-3; S2: 4-5; S3: 6-7; meter 8 has no site (all source A)
+SITES = ["S1", "S1", "S1", "S2", "S2", "S3", "S3", None]
+REGISTRY = [(f"SMR0000{n}A", site) for n, site in enumerate(SITES, start=1)]
 
 
 @pytest.fixture
