@@ -23,8 +23,8 @@ REGISTRY = [(f"SMR0000{n}A", site) for n, site in enumerate(SITES, start=1)]
 
 @pytest.fixture
 def programme(db):
-    """Every status but loaded: S1 excluded (NONCOMM on meter 1), meter 8 excluded (MANUAL),
-    S2 selected in a tranche then meter 4 approved (notified), S3 eligible; one meter loaded."""
+    """S1 excluded (NONCOMM on meter 1), meter 8 excluded (MANUAL), S2 selected in a tranche
+    then meter 4 approved (notified), S3 eligible; none loaded (judged as registered)."""
     with db.cursor() as cur:
         cur.executemany(
             "INSERT INTO meter.meter (meter_id, source, site) VALUES (%s, right(%s, 1), %s)",
@@ -43,7 +43,6 @@ def programme(db):
     db.execute(
         "UPDATE meter.meter SET status = 'notified' WHERE meter_id = 'SMR00004A'"
     )  # as an approval file would
-    db.execute("INSERT INTO meter.meter (meter_id, source, site) VALUES ('SMR00009A', 'A', 'S9')")
     assert tranche["meters"] == 2
     return db
 
@@ -76,12 +75,12 @@ def test_the_daily_email_shows_the_registry_counts_the_warehouse_holds(
         )
     }
     assert by_status == {
-        "Loaded": 1,
+        "Loaded": 0,
         "Eligible": 2,
         "Excluded": 4,
         "Selected": 1,
         "Notified": 1,
-    }  # the fixture reached every status
+    }
     assert by_code == {"NONCOMM": (3, 1), "MANUAL": (1, 1)}
     address = f"sponsor-{uuid.uuid4().hex[:10]}@example.net"
     monkeypatch.setenv("MF_REPORTS_DIR", str(tmp_path / "reports"))
@@ -91,7 +90,7 @@ def test_the_daily_email_shows_the_registry_counts_the_warehouse_holds(
     msg = _mail_to(outbox, address)
     text = msg.get_body(("plain",)).get_content()
     section = text.split("METER REGISTRY (", 1)[1].split("\n\n", 1)[0]
-    assert section.startswith("9 meters, as the email was built)")
+    assert section.startswith("8 meters, as the email was built)")
     shown = dict(re.findall(r"^  (\w+): (\d+)$", section, flags=re.M))
     assert {k: int(v) for k, v in shown.items()} == by_status
     codes = re.findall(
@@ -103,7 +102,7 @@ def test_the_daily_email_shows_the_registry_counts_the_warehouse_holds(
     html = msg.get_body(("html",)).get_content()
     cells = re.findall(r'data-status="(\w+)">[^<]*</td><td[^>]*>([\d,]+)</td>', html)
     assert {code: int(n) for code, n in cells} == {
-        "loaded": 1,
+        "loaded": 0,
         "eligible": 2,
         "excluded": 4,
         "selected": 1,
