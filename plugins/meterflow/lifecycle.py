@@ -373,8 +373,10 @@ def select_tranche(
     run_id: str | None = None,
     conn_id: str | None = None,
 ) -> dict[str, Any]:
-    """Judge new meters, then select the next tranche of whole eligible sites (oldest eligible
-    first, at most ``size`` meters) in one transaction; return its id, sequence and counts."""
+    """Judge meters still loaded, then select the next tranche of whole eligible sites (oldest
+    eligible first, at most ``size`` meters) in one transaction; return its id, sequence and
+    counts (``judged``: meters judged first — none since V024 judges meters as they
+    register, unless some were set back to loaded)."""
     system = system or config.get("tranche_system")
     with warehouse.connect(conn_id) as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('meterflow tranche'))")
@@ -404,7 +406,14 @@ def select_tranche(
                 cur.execute("SELECT meter.judge_loaded()")
                 conn.commit()
             log.warning("tranche %s: no eligible site fits in %s meters", system, f"{size:,}")
-            return {"tranche_id": None, "system": system, "sequence": None, "meters": 0, "sites": 0}
+            return {
+                "tranche_id": None,
+                "system": system,
+                "sequence": None,
+                "meters": 0,
+                "sites": 0,
+                "judged": judged,
+            }
         cur.execute(
             "UPDATE meter.tranche SET meters = %s, sites = %s WHERE tranche_id = %s",
             (meters, sites, tranche_id),
@@ -426,6 +435,7 @@ def select_tranche(
         "sequence": sequence,
         "meters": meters,
         "sites": sites,
+        "judged": judged,
     }
 
 

@@ -86,3 +86,22 @@ BEGIN
     END IF;
     RETURN meter.judge_sites(keys);
 END $$;
+
+-- The history of an UPDATE joins its old and new rows. A static query in PL/pgSQL keeps the
+-- plan of its first call for the session: planned for the few rows of a site-rule change, it
+-- joined the 100,000 rows of a later tranche by a nested loop (measured: a 20,000-row UPDATE
+-- after a 1-row one took 243 s instead of 0.3 s). EXECUTE plans each call for its row count.
+CREATE OR REPLACE FUNCTION meter.record_status() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE $sql$
+        INSERT INTO meter.status_history (meter_id, from_status, to_status, exclusion_code,
+                                          reason, actor)
+        SELECT n.meter_id, o.status, n.status, n.exclusion_code,
+               coalesce(n.status_reason, 'changed'), meter.actor()
+          FROM new_rows n JOIN old_rows o USING (meter_id)
+         WHERE (o.status, o.exclusion_code, o.excluded_via)
+               IS DISTINCT FROM (n.status, n.exclusion_code, n.excluded_via)
+    $sql$;
+    RETURN NULL;
+END $$;
