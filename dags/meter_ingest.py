@@ -35,6 +35,16 @@ from meterflow.conventions import check_schema
 LANDED = "*/*.*"  # a file directly in a feed folder; processed/ and failed/ keep files deeper
 
 
+def landed(path: str | None = None) -> str:
+    """The sensor's glob, absolute: the environment's landing folder (MF_ENV; rendered in the
+    task, so a Variable counts), or the one file ``path`` (absolute, or relative to it)."""
+    from pathlib import Path
+
+    from meterflow import config
+
+    return str(Path(config.get("landing_dir")) / (path or LANDED))
+
+
 @dag(
     dag_id="meter_ingest",
     schedule="*/5 * * * *",
@@ -44,6 +54,7 @@ LANDED = "*/*.*"  # a file directly in a feed folder; processed/ and failed/ kee
     default_args=conventions.default_args(),
     tags=conventions.tags("ingest"),
     doc_md=__doc__,
+    user_defined_macros={"landed": landed},
     params={
         "path": Param(
             None,
@@ -56,7 +67,7 @@ def meter_ingest():
     wait_for_files = FileSensor(
         task_id="wait_for_files",
         fs_conn_id="fs_default",
-        filepath="{{ params.path or '" + LANDED + "' }}",
+        filepath="{{ landed(params.path) }}",
         deferrable=True,
         poke_interval=30,
         timeout=timedelta(minutes=4, seconds=30),

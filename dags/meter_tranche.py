@@ -1,12 +1,14 @@
 """
 ### meter_tranche — the next migration tranche: select, mark, send (manual)
 
-**What it does.** Judges meters new to the registry against the exclusion lists (the site
-rule: one excluded meter excludes its whole site), then selects the next tranche of
+**What it does.** Judges any meter still `loaded` against the exclusion lists (the site
+rule: one excluded meter excludes its whole site; meters are normally judged as they
+register), then selects the next tranche of
 *eligible* meters — whole sites only, the site whose meters became eligible first going
 first, up to `size` meters — marks them `selected` (each change a row of
 `meter.status_history`), and writes the outbound file to
-`s3://<mf_s3_bucket>/outbound/<system>/TRANCHE_<system>_<sequence>_<yyyymmddHHMMSS>.txt`:
+`s3://<mf_s3_bucket>/[<env>/]outbound/<system>/TRANCHE_<system>_<sequence>_<yyyymmddHHMMSS>.txt`
+(`<env>/` for `MF_ENV` preprod or prod):
 a header `HDR|system|sequence|created|tranche date`, one `meter|site|region` row per meter,
 a footer `TRL|rows`. The sequence number counts up per system.
 

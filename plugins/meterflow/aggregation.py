@@ -746,10 +746,13 @@ def write_peak_charts(
 
 def upload(paths: Iterable[Path], reports_dir: Path | str, bucket: str, s3) -> list[str]:
     """Put report files on S3 under reports/<path below reports_dir>; returns the keys."""
+    from meterflow import config
+
+    area = config.s3_prefix("reports")
     keys = []
     root = Path(reports_dir)
     for path in paths:
-        key = "reports/" + Path(path).relative_to(root).as_posix()
+        key = f"{area}/" + Path(path).relative_to(root).as_posix()
         content_type = "image/png" if path.suffix == ".png" else "text/csv"
         s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), ContentType=content_type)
         keys.append(key)

@@ -105,7 +105,8 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 
 
 def day_prefix(source: str, day: date) -> str:
-    return f"{ARCHIVE_PREFIX}/source={source}/year={day:%Y}/month={day:%m}/day={day:%d}"
+    area = config.s3_prefix(ARCHIVE_PREFIX)
+    return f"{area}/source={source}/year={day:%Y}/month={day:%m}/day={day:%d}"
 
 
 def manifest_key(source: str, day: date) -> str:
@@ -814,7 +815,7 @@ def _archive_source(
         len(archived),
         cutoff_at.date(),
         bucket,
-        ARCHIVE_PREFIX,
+        config.s3_prefix(ARCHIVE_PREFIX),
         source,
         f"{removed:,}",
         removed_kwh,
@@ -904,7 +905,7 @@ def archive_landing(
         "landing: %d file(s) gzipped to s3://%s/%s/ and removed locally",
         len(keys),
         bucket,
-        RAW_PREFIX,
+        config.s3_prefix(RAW_PREFIX),
     )
     return {**summary, "keys": keys}
 
@@ -912,10 +913,11 @@ def archive_landing(
 def _archive_file(s3, bucket: str, path: Path, feed: str, day: date, audit: Audit) -> str:
     raw = path.read_bytes()
     digest = _sha256(raw)
-    key = f"{RAW_PREFIX}/{feed}/{day:%Y/%m/%d}/{path.name}.gz"
+    area = config.s3_prefix(RAW_PREFIX)
+    key = f"{area}/{feed}/{day:%Y/%m/%d}/{path.name}.gz"
     existing = _head(s3, bucket, key)
     if existing is not None and existing.get("raw-sha256") != digest:
-        key = f"{RAW_PREFIX}/{feed}/{day:%Y/%m/%d}/{path.stem}.{digest[:12]}{path.suffix}.gz"
+        key = f"{area}/{feed}/{day:%Y/%m/%d}/{path.stem}.{digest[:12]}{path.suffix}.gz"
         existing = _head(s3, bucket, key)
     packed = gzip.compress(raw, compresslevel=9, mtime=0)
     if existing is None:
@@ -955,7 +957,9 @@ def archived_days(s3, bucket: str, source: str, first: date, last: date) -> list
     found: set[date] = set()
     month = first.replace(day=1)
     while month <= last:
-        prefix = f"{ARCHIVE_PREFIX}/source={source}/year={month:%Y}/month={month:%m}/"
+        prefix = (
+            f"{config.s3_prefix(ARCHIVE_PREFIX)}/source={source}/year={month:%Y}/month={month:%m}/"
+        )
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
                 if obj["Key"].endswith("/" + MANIFEST):

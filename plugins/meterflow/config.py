@@ -24,6 +24,7 @@ class Knob:
     default: Callable[[], Any] | Any
     cast: Callable[[str], Any]
     doc: str
+    per_env: bool = False  # a folder below which MF_ENV places the environment's own (env_folder)
 
     @property
     def env(self) -> str:
@@ -47,6 +48,19 @@ def _bool(text: str) -> bool:
     return text.strip().lower() in {"1", "true", "yes", "on"}
 
 
+# environments (issue 24, docs/registry.md "Environments"): MF_ENV → the environment's folder
+# below the landing root and its prefix in the bucket. build (the local stack, CI) keeps the
+# plain layout; preprod and prod each live below a folder / prefix of their own name.
+ENVIRONMENTS: dict[str, str] = {"build": "", "preprod": "preprod", "prod": "prod"}
+
+
+def _env(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ENVIRONMENTS:
+        raise ValueError(f"expected one of {', '.join(ENVIRONMENTS)}, got {text!r}")
+    return value
+
+
 KNOBS: dict[str, Knob] = {
     k.name: k
     for k in [
@@ -55,7 +69,9 @@ KNOBS: dict[str, Knob] = {
             "landing_dir",
             lambda: _var_dir() / "landing",
             Path,
-            "Landing folder: one subfolder per feed, plus processed/ and failed/.",
+            "Landing folder: one subfolder per feed, plus processed/ and failed/ (below the "
+            "environment's folder, MF_ENV).",
+            per_env=True,
         ),
         Knob("warehouse_conn_id", "meter_warehouse", str, "Airflow connection of the warehouse."),
         Knob("aws_conn_id", "aws_default", str, "Airflow connection of S3."),
@@ -165,6 +181,13 @@ KNOBS: dict[str, Knob] = {
             str,
             "System that receives tranche files (S3 outbound/<system>/) and sends approvals.",
         ),
+        Knob(
+            "env",
+            "build",
+            _env,
+            "Environment: build | preprod | prod. Places every feed's landing folder and every "
+            "S3 prefix (preprod and prod below a folder and prefix of their name).",
+        ),
         # stream receiver (plugins/meterflow/stream, docs/stream.md)
         Knob("stream_host", "127.0.0.1", str, "Address the stream receiver listens on."),
         Knob("stream_port", 8090, int, "Port of the stream receiver."),
@@ -216,10 +239,12 @@ def get(name: str) -> Any:
         raw = os.environ.get(knob.env)
     if raw is not None and raw != "":
         try:
-            return knob.cast(raw)
+            value = knob.cast(raw)
         except ValueError as exc:
             raise ValueError(f"setting {knob.env}/{knob.variable}={raw!r}: {exc}") from exc
-    return knob.default() if callable(knob.default) else knob.default
+    else:
+        value = knob.default() if callable(knob.default) else knob.default
+    return Path(value) / env_folder() if knob.per_env else value
 
 
 def describe() -> list[tuple[str, str, str, str]]:
@@ -229,3 +254,24 @@ def describe() -> list[tuple[str, str, str, str]]:
         default = "<repo>/var/..." if callable(k.default) else str(k.default)
         out.append((k.env, k.variable, default, k.doc))
     return out
+
+
+# --- environments (issue 24): the one derivation of where an environment's files live --------
+
+# Every area of the bucket; a key is <s3_prefix(area)>/…, so MF_ENV moves them all.
+S3_AREAS = ("raw", "failed", "archive", "reports", "data-docs", "deliveries", "outbound")
+
+
+def env_folder() -> str:
+    """The environment's folder below the landing root and its prefix in the bucket ('' for
+    build, which keeps the plain layout)."""
+    return ENVIRONMENTS[get("env")]
+
+
+def s3_prefix(area: str) -> str:
+    """The key prefix (no trailing /) of one area of the bucket in this environment:
+    ``raw`` in build, ``prod/raw`` in prod."""
+    if area not in S3_AREAS:
+        raise ValueError(f"unknown S3 area {area!r} (known: {', '.join(S3_AREAS)})")
+    folder = env_folder()
+    return f"{folder}/{area}" if folder else area

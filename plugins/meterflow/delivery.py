@@ -412,6 +412,11 @@ def build(plan: Plan, out_dir: Path | None = None, *, conn=None) -> Deliverable:
     for c in extra:  # the report's own charts; ours follow from the data hashed above
         digest.update(hashlib.sha256(c.png).digest())
     content_hash = digest.hexdigest()
+    # meter lifecycle (issue 24): the registry by status and exclusion code as the email is built
+    # — a snapshot beside the period's readings, so not part of the deliverable's content hash
+    from meterflow import lifecycle
+
+    summary["registry"] = lifecycle.status_counts(conn=None if own else conn)
     stem = f"meterflow_{period.slug}"
 
     attachments: list[Attachment] = []
@@ -1266,7 +1271,7 @@ def upload_for_link(a: Attachment, d: Deliverable) -> tuple[str, str]:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     bucket = config.get("s3_bucket")
-    key = f"deliveries/{d.period.slug}/{d.content_hash[:16]}/{a.name}"
+    key = f"{config.s3_prefix('deliveries')}/{d.period.slug}/{d.content_hash[:16]}/{a.name}"
     hook = S3Hook(aws_conn_id=config.get("aws_conn_id"))
     hook.load_file(filename=str(a.path), key=key, bucket_name=bucket, replace=True)
     url = hook.generate_presigned_url(

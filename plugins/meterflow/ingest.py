@@ -713,7 +713,7 @@ def _record_failure(
 
 def _upload_raw(path: Path, feed_name: str, now: datetime) -> str:
     """Put the file's raw bytes on S3 at raw/<feed>/<yyyy>/<mm>/<dd>/<file>; return the key."""
-    key = f"raw/{feed_name}/{now:%Y/%m/%d}/{path.name}"
+    key = f"{config.s3_prefix('raw')}/{feed_name}/{now:%Y/%m/%d}/{path.name}"
     _s3_client(config.get("aws_conn_id")).upload_file(str(path), config.get("s3_bucket"), key)
     return key
 
@@ -757,7 +757,10 @@ def shelve_failed(landing_dir: Path | None = None, older_than_days: int | None =
         if mtime >= cutoff:
             continue
         day = datetime.fromtimestamp(mtime, UTC)
-        key = f"{FAILED}/{path.parent.name}/{day:%Y/%m/%d}/{sha256_file(path)[:12]}-{path.name}"
+        key = (
+            f"{config.s3_prefix(FAILED)}/{path.parent.name}/{day:%Y/%m/%d}/"
+            f"{sha256_file(path)[:12]}-{path.name}"
+        )
         error = path.with_name(path.name + ".error.txt")
         client.upload_file(str(path), bucket, key)
         if error.exists():

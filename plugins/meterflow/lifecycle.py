@@ -373,8 +373,10 @@ def select_tranche(
     run_id: str | None = None,
     conn_id: str | None = None,
 ) -> dict[str, Any]:
-    """Judge new meters, then select the next tranche of whole eligible sites (oldest eligible
-    first, at most ``size`` meters) in one transaction; return its id, sequence and counts."""
+    """Judge meters still loaded, then select the next tranche of whole eligible sites (oldest
+    eligible first, at most ``size`` meters) in one transaction; return its id, sequence and
+    counts (``judged``: meters judged first — none since V024 judges meters as they
+    register, unless some were set back to loaded)."""
     system = system or config.get("tranche_system")
     with warehouse.connect(conn_id) as conn, conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(hashtext('meterflow tranche'))")
@@ -404,7 +406,14 @@ def select_tranche(
                 cur.execute("SELECT meter.judge_loaded()")
                 conn.commit()
             log.warning("tranche %s: no eligible site fits in %s meters", system, f"{size:,}")
-            return {"tranche_id": None, "system": system, "sequence": None, "meters": 0, "sites": 0}
+            return {
+                "tranche_id": None,
+                "system": system,
+                "sequence": None,
+                "meters": 0,
+                "sites": 0,
+                "judged": judged,
+            }
         cur.execute(
             "UPDATE meter.tranche SET meters = %s, sites = %s WHERE tranche_id = %s",
             (meters, sites, tranche_id),
@@ -426,6 +435,7 @@ def select_tranche(
         "sequence": sequence,
         "meters": meters,
         "sites": sites,
+        "judged": judged,
     }
 
 
@@ -462,7 +472,7 @@ def write_outbound(tranche_id: int, conn_id: str | None = None) -> str:
         (system,) = conn.execute(
             "SELECT system FROM meter.tranche WHERE tranche_id = %s", (tranche_id,)
         ).fetchone()
-        key = f"{OUTBOUND_PREFIX}/{system}/{name}"
+        key = f"{config.s3_prefix(OUTBOUND_PREFIX)}/{system}/{name}"
         ingest._s3_client(config.get("aws_conn_id")).put_object(
             Bucket=config.get("s3_bucket"), Key=key, Body=text.encode("utf-8")
         )
@@ -480,9 +490,35 @@ def write_outbound(tranche_id: int, conn_id: str | None = None) -> str:
     return key
 
 
-def status_counts(conn_id: str | None = None) -> list[tuple[str, str | None, int]]:
-    """(status, exclusion code, meters) of the registry, for reports."""
-    with warehouse.connect(conn_id) as conn:
-        return conn.execute(
-            "SELECT status, exclusion_code, count(*) FROM meter.meter GROUP BY 1, 2 ORDER BY 1, 2"
-        ).fetchall()
+def status_counts(conn_id: str | None = None, *, conn: Any = None) -> dict[str, Any]:
+    """The registry by status and by exclusion code, for the daily email and the dashboard::
+
+        {"meters": 1000000,
+         "statuses": [{"code": "loaded", "name": "Loaded", "meters": 0}, ...],   # every status
+         "exclusions": [{"code": "NONCOMM", "name": "Non-communicating", "meters": 20000,
+                         "own": 10000, "via_site": 10000}, ...]}                 # every code
+
+    Statuses in lifecycle order; exclusion codes by meters, most first. ``own``: meters on a
+    list themselves; ``via_site``: the other meters of their sites. ``conn``: run on the
+    caller's connection (one query)."""
+    sql = (SQL / "status_counts.sql").read_text()
+    if conn is None:
+        with warehouse.connect(conn_id) as own_conn:
+            rows = own_conn.execute(sql).fetchall()
+    else:
+        rows = conn.execute(sql).fetchall()
+    statuses = [
+        {"code": code, "name": name, "meters": n}
+        for kind, code, name, n, *_ in rows
+        if kind == "status"
+    ]
+    exclusions = [
+        {"code": code, "name": name, "meters": n, "own": own, "via_site": via}
+        for kind, code, name, n, own, via, _ in rows
+        if kind == "exclusion"
+    ]
+    return {
+        "meters": sum(s["meters"] for s in statuses),
+        "statuses": statuses,
+        "exclusions": exclusions,
+    }

@@ -728,7 +728,7 @@ def alert_rejected(verdict: Verdict) -> None:
         *(f"  {f.line()}" for f in verdict.failures),
         "",
         f"Data Docs page: {verdict.docs_path or '-'} (under {docs_dir()} and "
-        f"s3://{config.get('s3_bucket')}/{DOCS_PREFIX}/)",
+        f"s3://{config.get('s3_bucket')}/{config.s3_prefix(DOCS_PREFIX)}/)",
         "Fix the file and land it again under a new name, or re-check this batch by triggering "
         f"meter_quality with batch_id={verdict.batch_id}.",
     ]
@@ -750,21 +750,20 @@ def publish_docs(changed: list[str]) -> list[str]:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     root = docs_dir()
+    area = config.s3_prefix(DOCS_PREFIX)
     bucket = config.get("s3_bucket")
     client = S3Hook(aws_conn_id=config.get("aws_conn_id")).get_conn()
     present: set[str] = set()
-    for page in client.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix=f"{DOCS_PREFIX}/"
-    ):
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{area}/"):
         present.update(obj["Key"] for obj in page.get("Contents", []))
     wanted = set(changed)
     keys = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = path.relative_to(root).as_posix()
-        key = f"{DOCS_PREFIX}/{rel}"
+        key = f"{area}/{rel}"
         if rel in wanted or key not in present:
             ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
             client.upload_file(str(path), bucket, key, ExtraArgs={"ContentType": ctype})
             keys.append(key)
-    log.info("published %d Data Docs file(s) to s3://%s/%s/", len(keys), bucket, DOCS_PREFIX)
+    log.info("published %d Data Docs file(s) to s3://%s/%s/", len(keys), bucket, area)
     return keys

@@ -248,3 +248,29 @@ def test_files_landed_together_load_in_sequence_order_not_as_a_gap(registry, lan
     assert on_list(registry) == {}
     log = registry.execute("SELECT sequence, status FROM audit.list_load ORDER BY load_id")
     assert log.fetchall() == [(1, "loaded"), (2, "loaded")]
+
+
+def test_a_registry_file_judges_its_meters_as_they_register(db, landing):
+    # the list names a meter before the registry has it
+    load(list_file(landing, ["SMR00021A|FIRMWARE|ADD"], seq=1), landing)
+    registry_file = landing / "registry" / "meters.csv"
+    registry_file.parent.mkdir(parents=True)
+    registry_file.write_text(
+        "meter_id,site\nSMR00021A,S7\nSMR00022A,S7\nSMR00023A,S8\nSMR00024A,\n"
+    )
+
+    load(registry_file, landing)
+
+    got = statuses(db)
+    assert got["SMR00021A"] == ("excluded", "FIRMWARE", "Firmware")
+    assert got["SMR00022A"] == ("excluded", "FIRMWARE", "site of SMR00021A")
+    assert got["SMR00023A"] == got["SMR00024A"] == ("eligible", None, "no exclusion")
+    history = db.execute(
+        "SELECT meter_id, from_status, to_status FROM meter.status_history "
+        "WHERE meter_id IN ('SMR00022A', 'SMR00023A') ORDER BY meter_id, history_id"
+    ).fetchall()
+    assert history == [
+        ("SMR00022A", None, "loaded"),  # its site has a listed meter: judged by the site rule
+        ("SMR00022A", "loaded", "excluded"),
+        ("SMR00023A", None, "eligible"),  # one row version, one history row
+    ]

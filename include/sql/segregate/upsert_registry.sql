@@ -2,7 +2,8 @@
 -- A known meter takes the file's site, region, owner and capacity where the file has a value — a blank
 -- (NULL) never erases a stored value — and is only touched when something changes; its source
 -- stays (it comes from its readings). A new meter is inserted, region 'unassigned' when the
--- file leaves it blank. Should a promotion auto-register the meter between the two steps, the
+-- file leaves it blank, already judged (meter.initial_status, V024: eligible unless an
+-- exclusion touches its site). Should a promotion auto-register the meter between the two steps, the
 -- insert falls back to the same rule.
 -- Parameters: arrays of equal length meter_id, source, site, region, owner, capacity_kwh.
 -- Returns one row per meter inserted or changed: inserted = true for a new meter.
@@ -24,10 +25,12 @@ WITH f AS (
            IS DISTINCT FROM (m.site, m.region, m.owner, m.capacity_kwh)
     RETURNING false AS inserted
 ), added AS (
-    INSERT INTO meter.meter AS m (meter_id, source, site, region, owner, capacity_kwh)
+    INSERT INTO meter.meter AS m (meter_id, source, site, region, owner, capacity_kwh, status,
+                                  status_reason)
     SELECT f.meter_id, f.source, f.site, coalesce(f.region, 'unassigned'), f.owner,
-           f.capacity_kwh
+           f.capacity_kwh, j.status, j.reason
       FROM f
+      JOIN meter.initial_status(%(meter_id)s::text[], %(site)s::text[]) j USING (meter_id)
      WHERE NOT EXISTS (SELECT 1 FROM meter.meter k WHERE k.meter_id = f.meter_id)
     ON CONFLICT (meter_id) DO UPDATE
        SET site   = coalesce(excluded.site, m.site),
