@@ -1252,8 +1252,8 @@ def _unknown(
         f"data was sent ({type(exc.__cause__).__name__}: {exc.__cause__}). It may have "
         "arrived: check the mailbox; meter_deliver with force=true sends it again"
     )
-    run_id = d.plan.run_id
-    link = alerts.task_log_url(DAG_ID, run_id, "deliver") if run_id else None
+    link = alerts.task_log_url(DAG_ID, d.plan.run_id, "deliver") if d.plan.run_id else None
+    run_id = d.plan.run_id or f"manual__delivery_{delivery_id}"  # outside Airflow: mailed now
     alerts.record(
         f"delivery:{delivery_id}",
         "delivery_unknown",
