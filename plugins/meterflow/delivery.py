@@ -1262,7 +1262,7 @@ def _unknown(
         dag_id=DAG_ID,
         run_id=run_id,
     )
-    alerts.flush(DAG_ID, d.plan.run_id)
+    alerts.flush(DAG_ID, run_id)
     log.error("%s", summary)
     return replace(
         base,
@@ -1365,7 +1365,8 @@ def _smtp_send(msg, recipients: list[str]) -> dict:
     except (OSError, smtplib.SMTPException) as exc:
         # Inside DATA, only an SMTPDataError is an answer (DATA refused, or the message
         # rejected at its end): anything else — a timeout waiting for the server's reply, a
-        # dropped connection — leaves the message possibly delivered.
+        # dropped connection — leaves the message possibly delivered. (A drop in the instant
+        # between the DATA command and the server's 354 counts too: the safe side.)
         if phase["data"] and not isinstance(exc, smtplib.SMTPDataError):
             raise DeliveryUnknown(
                 f"emailing {msg['Subject']!r} to {', '.join(recipients)} through SMTP "
