@@ -25,10 +25,12 @@ passwords="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE:-/opt/airflow/con
 python3 - "$passwords" <<'PY'
 import json, os, sys
 user = os.environ.get("_AIRFLOW_WWW_USER_USERNAME") or "admin"
-password = os.environ.get("_AIRFLOW_WWW_USER_PASSWORD") or "admin"
+password = os.environ.get("_AIRFLOW_WWW_USER_PASSWORD")
+if not password:  # never a known default (docker-compose.yaml requires it too)
+    sys.exit("[init] _AIRFLOW_WWW_USER_PASSWORD is not set: set it in .env")
 with open(sys.argv[1], "w") as f:
     json.dump({user: password}, f)
-print(f"[init] UI login: {user} / (password from _AIRFLOW_WWW_USER_PASSWORD, default 'admin')")
+print(f"[init] UI login: {user} / (password from _AIRFLOW_WWW_USER_PASSWORD)")
 PY
 chown "${uid}:0" "$passwords"
 chmod 0600 "$passwords"

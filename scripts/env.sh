@@ -19,7 +19,11 @@ export MF_S3_BUCKET="${MF_S3_BUCKET:-meterflow}"
 export MF_OUTBOX_DIR="${MF_OUTBOX_DIR:-$MF_VAR/outbox}"
 
 # Warehouse: a postgresql:// URL for psql, and the same database as an Airflow connection.
-# The local cluster trusts 127.0.0.1 (it listens nowhere else), so no password is needed.
+# The local cluster asks for a password (scram): scripts/services.sh generates it into
+# var/pg/password and writes var/pg/pgpass, which libpq reads through PGPASSFILE — so psql, the
+# Airflow connections, tests and benches authenticate without a password in any URL. A
+# PGPASSFILE of your own is kept: add the line of var/pg/pgpass to it.
+export PGPASSFILE="${PGPASSFILE:-$MF_VAR/pg/pgpass}"
 export MF_WAREHOUSE_URL="${MF_WAREHOUSE_URL:-postgresql://meterflow@127.0.0.1:$MF_PG_PORT/meters}"
 export AIRFLOW_CONN_METER_WAREHOUSE="${AIRFLOW_CONN_METER_WAREHOUSE:-$MF_WAREHOUSE_URL}"
 # JSON defaults through a plain variable: in ${X:-{...}} the first "}" ends the expansion, so a

@@ -126,8 +126,10 @@ pg_start() {
     pg_place
     pg_paths
     if [ ! -f "$PGDATA/PG_VERSION" ]; then
-      say "initdb $PGDATA"
-      as_pg "$bin/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 \
+      say "initdb $PGDATA (scram password auth; the password is generated into $PG/password)"
+      pg_password >/dev/null
+      as_pg "$bin/initdb" -D "$PGDATA" -U postgres --auth=scram-sha-256 \
+        --pwfile="$(realpath -m "$PG")/password" -E UTF8 --locale=C.UTF-8 \
         >"$LOG/initdb.log" 2>&1 || die "initdb failed; see $LOG/initdb.log"
     fi
     as_pg mkdir -p "$PGSOCK"
@@ -138,16 +140,52 @@ pg_start() {
       >/dev/null || die "postgres did not start; see $PGLOG"
     say "postgres up on 127.0.0.1:$MF_PG_PORT (data $PGDATA)"
   fi
+  pg_auth "$bin"
   local psql=("$bin/psql" -h 127.0.0.1 -p "$MF_PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qAt)
   local role db
   for role in meterflow airflow; do
     [ "$("${psql[@]}" -c "select 1 from pg_roles where rolname='$role'")" = 1 ] ||
       "${psql[@]}" -c "create role $role login createdb"
+    "${psql[@]}" -v role="$role" -v pw="$(pg_password)" <<<"alter role :\"role\" password :'pw'"
   done
   for db in meters:meterflow airflow:airflow; do
     [ "$("${psql[@]}" -c "select 1 from pg_database where datname='${db%%:*}'")" = 1 ] ||
       "${psql[@]}" -c "create database ${db%%:*} owner ${db##*:}"
   done
+}
+
+# --- PostgreSQL password auth (scram) -----------------------------------------------------
+# One generated password for the local roles (postgres, meterflow, airflow), kept with the
+# cluster (var/pg/password, so it follows a cluster kept outside var/), and a libpq password
+# file var/pg/pgpass for this port that every client reads through PGPASSFILE (scripts/env.sh):
+# psql, the Airflow connections, the tests and benches. No URL carries the password.
+pg_password() {  # print the password, generating it the first time
+  local f="$PG/password"
+  if [ ! -s "$f" ]; then
+    (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$f")
+    [ "$(id -u)" = 0 ] && chown --reference="$PG" "$f"  # initdb (postgres) reads it
+  fi
+  cat "$f"
+}
+
+pg_auth() {  # bin: the pgpass file for this port; a cluster made with trust is moved to scram
+  local bin="$1" pw; pw="$(pg_password)"
+  (umask 077 && printf '127.0.0.1:%s:*:*:%s\nlocalhost:%s:*:*:%s\n' \
+    "$MF_PG_PORT" "$pw" "$MF_PG_PORT" "$pw" >"$PG/pgpass")
+  export PGPASSFILE; PGPASSFILE="$(realpath -m "$PG")/pgpass"
+  local hba="$PGDATA/pg_hba.conf"
+  if as_pg grep -qE '^[[:space:]]*(local|host)[[:space:]].*[[:space:]]trust[[:space:]]*$' "$hba"; then
+    say "this cluster trusted every local connection: setting the generated password on its"
+    say "roles and switching $hba to scram-sha-256 (password in $PG/password)"
+    "$bin/psql" -h 127.0.0.1 -p "$MF_PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qAt \
+      -v pw="$pw" <<<"alter role postgres password :'pw'" || die "could not set the password"
+    as_pg sed -i -E 's/[[:space:]]trust[[:space:]]*$/ scram-sha-256/' "$hba"
+    as_pg "$bin/pg_ctl" -D "$PGDATA" reload >/dev/null || die "postgres did not reload $hba"
+  fi
+  "$bin/psql" -h 127.0.0.1 -p "$MF_PG_PORT" -U postgres -qAt -c 'select 1' >/dev/null 2>&1 ||
+    die "postgres refuses the password in $PG/password (the file was replaced or lost?).
+  Either delete the cluster (scripts/services.sh clean; rm -rf $PG) and start again, or as the
+  cluster's owner set 'trust' in $hba, reload, and run this again: it sets the password anew"
 }
 
 pg_stop() {

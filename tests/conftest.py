@@ -23,6 +23,9 @@ sys.path[:0] = [str(REPO / "plugins"), str(REPO / "dags")]
 
 # Everything below runs before Airflow is imported anywhere in the session.
 os.environ.setdefault("MF_VAR", str(REPO / "var"))
+# The local cluster asks for its generated password (scram): libpq reads it from the password
+# file scripts/services.sh writes (scripts/env.sh sets the same default).
+os.environ.setdefault("PGPASSFILE", str(Path(os.environ["MF_VAR"]) / "pg" / "pgpass"))
 _PG_PORT = os.environ.setdefault("MF_PG_PORT", "5433")
 _ADMIN_URL = f"postgresql://postgres@127.0.0.1:{_PG_PORT}/postgres"
 _SESSION = uuid.uuid4().hex[:8]

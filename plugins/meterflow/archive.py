@@ -18,10 +18,14 @@ Only when every day of the source is on S3 and verified does anything leave the 
 monthly partition, one transaction either drops the partition (its whole month is past the
 cutoff and every day in it still has the exported fingerprint) or deletes the verified days
 (each delete returns what it removed; a day whose rows changed since the export is rolled back
-to its savepoint and left for the next run). An S3 or network failure at any point raises
-before the first delete; the retry redoes the work with the same content-addressed keys, so
-nothing is duplicated. A day archived earlier that received late readings is merged with its
-archive (the promotion rule: a reading replaces an archived one only with a better quality).
+to its savepoint and left for the next run). In that same transaction the days' objects are
+read back from S3 once more and every reading that leaves must be in them, value for value, or
+beaten there by the promotion rule (``meter.archive_holds``); otherwise nothing leaves. An S3
+or network failure at any point raises before the first delete; the retry redoes the work with
+the same content-addressed keys, so nothing is duplicated. A day archived earlier that
+received late readings is merged with its archive by the promotion rule: the higher quality
+wins, on equal quality the newer batch (so a correction promoted after the archive is what
+the archive then holds).
 
 ``archive_landing`` gzips files in ``landing/processed/`` older than the cutoff to
 ``raw/<feed>/<yyyy>/<mm>/<dd>/<file>.gz`` (the file's modification day), verifies the copy and
@@ -587,8 +591,30 @@ def _day_objects(s3, bucket: str, source: str, day: date) -> set[str]:
     return {obj["Key"] for page in pages for obj in page.get("Contents", [])}
 
 
+def _load_verify(conn: psycopg.Connection, s3, bucket: str, days: list[ArchivedDay]) -> None:
+    """The days' objects, read back from S3 now (size and sha256 checked), into the temporary
+    table _verify of the current transaction: what removal compares the warehouse's rows with."""
+    conn.execute(sql.SQL(_TEMP_TABLE).format(sql.Identifier("_verify")))
+    for d in days:
+        for obj in d.objects:
+            data = _read_back(s3, bucket, obj["key"], obj["bytes"], obj["sha256"])
+            with conn.cursor().copy("COPY _verify FROM STDIN (FORMAT csv)") as copy:
+                copy.write(table_to_csv(parquet_stats(data)[0]))
+    conn.execute("ANALYZE _verify")
+
+
+def _not_held(source: str, day: date | None, n: int, where: str) -> ArchiveError:
+    return ArchiveError(
+        f"{source} {day or ''} {where}: {n} reading(s) of the warehouse are not in the object "
+        "read back from S3 (neither the same values nor a reading that beats them by the "
+        "promotion rule); the removals of this partition are rolled back"
+    )
+
+
 def _remove_partition_days(
     conn: psycopg.Connection,
+    s3,
+    bucket: str,
     source: str,
     schema: str,
     name: str,
@@ -603,6 +629,7 @@ def _remove_partition_days(
     by_day = {d.day: d for d in days}
     removed, removed_kwh = 0, Decimal(0)
     with conn.transaction():
+        _load_verify(conn, s3, bucket, days)
         if droppable:
             conn.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(part))
             current = {
@@ -615,6 +642,9 @@ def _remove_partition_days(
                 if d.snapshot.rows
             }
             if current == expected:
+                (unheld,) = conn.execute(_query("partition_unheld", partition=part)).fetchone()
+                if unheld:
+                    raise _not_held(source, None, unheld, f"partition {schema}.{name}")
                 conn.execute(sql.SQL("DROP TABLE {}").format(part))
                 for d in days:
                     audit(
@@ -642,7 +672,7 @@ def _remove_partition_days(
         for d in sorted(by_day.values(), key=lambda x: x.day):
             start, end = day_bounds(d.day)
             with conn.transaction():  # a savepoint per day
-                n, s, fp = conn.execute(
+                n, s, fp, unheld = conn.execute(
                     _query("delete_day", table=_table(source)), {"start": start, "end": end}
                 ).fetchone()
                 if (n, Decimal(s), fp) != (
@@ -651,6 +681,8 @@ def _remove_partition_days(
                     d.snapshot.fingerprint,
                 ):
                     raise _DayChanged(d, n, Decimal(s))
+                if unheld:
+                    raise _not_held(source, d.day, unheld, "delete")
                 audit(
                     "delete",
                     source=source,
@@ -673,6 +705,8 @@ class _DayChanged(Exception):
 
 def _remove_days(
     conn: psycopg.Connection,
+    s3,
+    bucket: str,
     source: str,
     cutoff_at: datetime,
     archived: list[ArchivedDay],
@@ -688,7 +722,7 @@ def _remove_days(
         while True:
             try:
                 n, kwh, was_dropped = _remove_partition_days(
-                    conn, source, schema, name, droppable, days, audit
+                    conn, s3, bucket, source, schema, name, droppable, days, audit
                 )
                 break
             except _DayChanged as changed:
@@ -804,7 +838,9 @@ def _archive_source(
         if done is not None:
             archived.append(done)
     try:
-        removed, removed_kwh, dropped = _remove_days(conn, source, cutoff_at, archived, audit)
+        removed, removed_kwh, dropped = _remove_days(
+            conn, s3, bucket, source, cutoff_at, archived, audit
+        )
     except Exception as exc:
         _record_failure(audit, "delete", source, None, exc)
         raise

@@ -17,6 +17,9 @@ send is recorded in ``audit.delivery`` (migration V008). A send is claimed ('sen
 anything goes to SMTP and recorded ('sent' or 'failed') right after, so a retry after an SMTP
 error sends once, a rerun of the same content sends nothing unless ``force``, and a run that
 died between handing the mail to SMTP and recording it refuses to guess (see ``DeliveryError``).
+An SMTP error after the message data was sent (no answer to it in time, the connection
+dropped) is 'unknown': the email may have arrived, so it is not retried (the task ends, a
+rerun skips it), and the data team is alerted (meterflow.alerts, kind delivery_unknown).
 Attachments past ``attachment_limit_mb`` go to S3 and the email carries a presigned link.
 
 Channels (issue 17): kWh, the peak and off-peak means and completeness are import energy (E1,
@@ -35,7 +38,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -54,6 +57,7 @@ DEFAULT_FORMATS = ("xlsx", "pdf")
 EXCEL_MAX_ROWS = 1_048_576  # rows of one worksheet, header included
 SILENT_AFTER = timedelta(hours=2)  # a meter this far behind its source's newest reading
 LINK_EXPIRY = timedelta(days=7)  # the longest a SigV4 presigned URL may live
+DAG_ID = "meter_deliver"  # the DAG whose task sends: an unknown outcome's alert names its run
 MAX_EXTRA_CHARTS = 6  # charts handed over by the report DAG, at most this many
 MAX_CHART_BYTES = 2 * 1024 * 1024
 XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -61,6 +65,11 @@ XLSX_MIME = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 class DeliveryError(RuntimeError):
     """A deliverable could not be built or sent; the message says what and what to do."""
+
+
+class DeliveryUnknown(DeliveryError):
+    """The SMTP conversation broke after the message data was sent: the email may have gone
+    out. Recorded as 'unknown', alerted, never retried automatically (issue 19)."""
 
 
 # --------------------------------------------------------------------------- periods
@@ -1133,6 +1142,10 @@ def send(d: Deliverable, *, conn=None) -> Outcome:
             base.detail = (
                 f"already sent to {d.recipients} at {sent[2]:%Y-%m-%d %H:%M %Z} "
                 f"(audit.delivery id {sent[0]}); trigger with force=true to resend"
+                if sent[4] == "sent"
+                else f"send {sent[1]} to {d.recipients} (audit.delivery id {sent[0]}) has an "
+                "unknown outcome: the SMTP connection broke after the message was handed over. "
+                "Not sending again by itself: check the mailbox, then trigger with force=true"
             )
             log.info("delivery %s: %s", d.period.label, base.detail)
             return base
@@ -1167,9 +1180,12 @@ def send(d: Deliverable, *, conn=None) -> Outcome:
             )
             row = conn.execute(_sql("claim"), claim).fetchone()
         delivery_id, send_no = row
+        msg, attachments = None, None
         try:
             msg, attachments = compose(d, send_no)
             refused = _smtp_send(msg, d.plan.recipients)
+        except DeliveryUnknown as exc:
+            return _unknown(conn, d, base, delivery_id, send_no, msg, attachments, exc)
         except BaseException as exc:
             conn.execute(
                 _sql("finish"),
@@ -1214,6 +1230,57 @@ def send(d: Deliverable, *, conn=None) -> Outcome:
         msg["Message-ID"],
         attachments,
         detail,
+    )
+
+
+def _unknown(
+    conn,
+    d: Deliverable,
+    base: Outcome,
+    delivery_id: int,
+    send_no: int,
+    msg,
+    attachments,
+    exc: DeliveryUnknown,
+) -> Outcome:
+    """Record an unknown outcome and alert the data team (alerts' one policy); no retry."""
+    from meterflow import alerts
+
+    conn.execute(
+        _sql("finish"),
+        {
+            "id": delivery_id,
+            "status": "unknown",
+            "message_id": msg["Message-ID"],
+            "attachments": json.dumps(attachments),
+            "detail": str(exc)[:2000],
+        },
+    )
+    summary = (
+        f"delivery of {d.period.label} to {d.recipients} (audit.delivery id {delivery_id}, "
+        f"{msg['Message-ID']}): outcome unknown, the SMTP connection broke after the message "
+        f"data was sent ({type(exc.__cause__).__name__}: {exc.__cause__}). It may have "
+        "arrived: check the mailbox; meter_deliver with force=true sends it again"
+    )
+    link = alerts.task_log_url(DAG_ID, d.plan.run_id, "deliver") if d.plan.run_id else None
+    run_id = d.plan.run_id or f"manual__delivery_{delivery_id}"  # outside Airflow: mailed now
+    alerts.record(
+        f"delivery:{delivery_id}",
+        "delivery_unknown",
+        summary,
+        link=link,
+        dag_id=DAG_ID,
+        run_id=run_id,
+    )
+    alerts.flush(DAG_ID, run_id)
+    log.error("%s", summary)
+    return replace(
+        base,
+        status="unknown",
+        send_no=send_no,
+        message_id=msg["Message-ID"],
+        attachments=attachments,
+        detail=summary,
     )
 
 
@@ -1294,6 +1361,7 @@ def _smtp_send(msg, recipients: list[str]) -> dict:
 
     conn_id = config.get("smtp_conn_id")
     where = conn_id
+    phase = {"data": False}
     try:
         c = BaseHook.get_connection(conn_id)
         where = f"{conn_id} ({c.host}:{c.port})"
@@ -1301,8 +1369,20 @@ def _smtp_send(msg, recipients: list[str]) -> dict:
             msg["From"] = hook.from_email or "meterflow@localhost"
             # The hook's send_email_smtp builds its own MIME tree (no inline cid images), so the
             # message built here goes through the client the hook opened and authenticated.
-            return hook._smtp_client.send_message(msg, to_addrs=recipients) or {}
+            client = hook._smtp_client
+            client.data = _noting_data(client.data, phase)
+            return client.send_message(msg, to_addrs=recipients) or {}
     except (OSError, smtplib.SMTPException) as exc:
+        # Inside DATA, only an SMTPDataError is an answer (DATA refused, or the message
+        # rejected at its end): anything else — a timeout waiting for the server's reply, a
+        # dropped connection — leaves the message possibly delivered. (A drop in the instant
+        # between the DATA command and the server's 354 counts too: the safe side.)
+        if phase["data"] and not isinstance(exc, smtplib.SMTPDataError):
+            raise DeliveryUnknown(
+                f"emailing {msg['Subject']!r} to {', '.join(recipients)} through SMTP "
+                f"connection {where} broke after the message data was sent: "
+                f"{type(exc).__name__}: {exc}. It may have been delivered: not retried."
+            ) from exc
         raise DeliveryError(
             f"could not email {msg['Subject']!r} to {', '.join(recipients)} through SMTP "
             f"connection {where}: {type(exc).__name__}: {exc}. Nothing was sent; the task "
@@ -1312,6 +1392,16 @@ def _smtp_send(msg, recipients: list[str]) -> dict:
         if type(exc).__name__ == "AirflowException":
             raise DeliveryError(f"SMTP connection {where}: {exc}") from exc
         raise
+
+
+def _noting_data(data, phase: dict[str, bool]):
+    """smtplib's ``data`` that first notes the conversation reached DATA (see _smtp_send)."""
+
+    def noted(message):
+        phase["data"] = True
+        return data(message)
+
+    return noted
 
 
 def deliver(plan: Plan | Mapping[str, Any], out_dir: Path | None = None) -> dict[str, Any]:

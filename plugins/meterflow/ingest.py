@@ -531,7 +531,7 @@ def load_file(
                 raise FileChanged(f"{path.name}: changed while it was being loaded; retried later")
             raw_key = None
             if upload_raw:
-                raw_key = _upload_raw(path, feed.name, now)
+                raw_key = _upload_raw(path, feed.name, now, digest)
             cur.execute(
                 """UPDATE audit.load_batch
                       SET status = %s, rows_read = %s, rows_staged = %s, rows_rejected = %s,
@@ -711,9 +711,10 @@ def _record_failure(
     )
 
 
-def _upload_raw(path: Path, feed_name: str, now: datetime) -> str:
-    """Put the file's raw bytes on S3 at raw/<feed>/<yyyy>/<mm>/<dd>/<file>; return the key."""
-    key = f"{config.s3_prefix('raw')}/{feed_name}/{now:%Y/%m/%d}/{path.name}"
+def _upload_raw(path: Path, feed_name: str, now: datetime, digest: str) -> str:
+    """Put the file's raw bytes on S3 at raw/<feed>/<yyyy>/<mm>/<dd>/<sha256[:16]>/<file>;
+    return the key. The hash keeps two different files of one name landed on one day apart."""
+    key = f"{config.s3_prefix('raw')}/{feed_name}/{now:%Y/%m/%d}/{digest[:16]}/{path.name}"
     _s3_client(config.get("aws_conn_id")).upload_file(str(path), config.get("s3_bucket"), key)
     return key
 

@@ -56,7 +56,7 @@ def _run(dag, **conf) -> tuple[dict[str, str], dict]:
     return states, outcome
 
 
-def test_the_dag_runs_whenever_the_report_asset_is_published():
+def test_the_dag_runs_whenever_the_report_asset_is_published(airflow_db):
     dag = _dag()
 
     assert [a.name for a in dag.timetable.asset_condition.objects] == ["meter_report"]

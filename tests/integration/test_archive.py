@@ -273,6 +273,75 @@ def test_a_better_late_reading_replaces_the_archived_one(db, loaded):
     assert rows[(worse[0], worse[1])] == worse  # an estimate does not beat an archived actual
 
 
+def _promote_correction(db, old: tuple, kwh: Decimal) -> int:
+    """A later batch (id above the fixture's) with an actual reading for ``old``'s interval,
+    staged, validated and promoted the way meter_segregate does it; returns the batch id."""
+    from meterflow import segregate
+
+    db.execute("SELECT setval(pg_get_serial_sequence('audit.load_batch', 'batch_id'), 100)")
+    (batch_id,) = db.execute(
+        """INSERT INTO audit.load_batch (feed, file_name, file_path, sha256, size_bytes, status,
+                                         rows_read, rows_staged)
+           VALUES ('spreadsheets', 'fix.csv', '/landing/fix.csv', repeat('c', 64), 0,
+                   'validated', 1, 1)
+           RETURNING batch_id"""
+    ).fetchone()
+    db.execute(
+        """INSERT INTO staging.reading (batch_id, row_no, meter_id, source, interval_start, kwh,
+                                        quality, ingested_at)
+           VALUES (%s, 2, %s, 'A', %s, %s, 'A', %s)""",
+        (batch_id, old[0], old[1], kwh, NOW),
+    )
+    assert segregate.promote_batch(db, batch_id).promoted == 1
+    return batch_id
+
+
+def test_a_correction_promoted_after_an_equal_quality_archived_value_survives_archive_and_restore(
+    db, loaded
+):
+    """2 February is archived holding an actual reading; a later batch corrects it with another
+    actual value (promotion: same quality, the newer batch wins). The next archive run merges
+    the correction into the day's archive instead of the old value, and restore brings it back."""
+    archive.archive_readings(now=NOW, retention_days=30, sources=["A"], run_id="first")
+    old = next(r for r in loaded["A"] if r[3] == "A" and r[1].date() == date(2025, 2, 2))
+    batch_id = _promote_correction(db, old, Decimal("4.2"))
+
+    archive.archive_readings(now=NOW, retention_days=30, sources=["A"], run_id="second")
+    assert all(r[1] >= CUTOFF for r in _table(db, "A"))
+    archive.restore(source="A", first_day=date(2025, 2, 2))
+
+    day = {(r[0], r[1]): r for r in _table(db, "A") if r[1].date() == date(2025, 2, 2)}
+    assert day[(old[0], old[1])] == (old[0], old[1], Decimal("4.2"), "A", batch_id, NOW)
+    expected = {(r[0], r[1]): r for r in loaded["A"] if r[1].date() == date(2025, 2, 2)}
+    expected[(old[0], old[1])] = day[(old[0], old[1])]
+    assert day == expected
+
+
+def test_a_merge_that_would_drop_a_warehouse_reading_fails_the_check_and_deletes_nothing(
+    db, loaded, monkeypatch
+):
+    """The removal compares the object read back from S3 with the rows it deletes: a merge
+    that kept the archived value over a newer correction (the old tie rule, put back here)
+    stops the run, and the correction stays in the warehouse."""
+    archive.archive_readings(now=NOW, retention_days=30, sources=["A"])
+    old = next(r for r in loaded["A"] if r[3] == "A" and r[1].date() == date(2025, 2, 2))
+    _promote_correction(db, old, Decimal("4.2"))
+    real_query = archive._query
+
+    def archived_wins_ties(name, **identifiers):
+        query = real_query(name, **identifiers)
+        if name != "export_merged_day":
+            return query
+        text = query.as_string(None).replace("batch_id DESC, archived", "archived DESC")
+        return archive.sql.SQL(text)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(archive, "_query", archived_wins_ties)
+    with pytest.raises(archive.ArchiveError, match="not in the object read back from S3"):
+        archive.archive_readings(now=NOW, retention_days=30, sources=["A"], run_id="lossy")
+    kept = [r for r in _table(db, "A") if r[1] < CUTOFF]
+    assert [r[2] for r in kept] == [Decimal("4.2")]
+
+
 def test_an_object_that_reads_back_different_stops_the_run_before_any_delete(
     db, loaded, s3_client, bucket, monkeypatch
 ):

@@ -619,3 +619,91 @@ def test_the_emailed_charts_draw_export_beside_import(solar_day, outbox, sponsor
     ]
     # and the import line is E1 + E2 of both meters, never B1 or Q1
     assert lines["A import"][0] == pytest.approx(e1(0) * 2 + 0.2)
+
+
+# --------------------------------------------------------------------------- unknown outcome
+
+
+class _BreaksAfterData:
+    """A real SMTP server (aiosmtpd) that stores every message it receives in a Maildir, then,
+    for the deliverables (they carry X-Meterflow-Content-Hash) while ``faulty``, never answers
+    the end of the data: it drops the connection, or waits past the client's timeout."""
+
+    def __init__(self, maildir: Path, fault: str) -> None:
+        from aiosmtpd.handlers import Mailbox
+
+        self.mailbox = Mailbox(str(maildir))
+        self.fault = fault
+        self.faulty = True
+
+    async def handle_DATA(self, server, session, envelope):
+        import asyncio
+
+        answer = await self.mailbox.handle_DATA(server, session, envelope)  # stored: it arrived
+        if self.faulty and b"X-Meterflow-Content-Hash" in envelope.original_content:
+            if self.fault == "dropped":
+                server.transport.close()
+            else:
+                await asyncio.sleep(4)  # the connection's timeout below is 2 s
+        return answer
+
+
+@pytest.mark.parametrize("fault", ["dropped", "timeout"])
+def test_an_smtp_failure_after_the_data_is_unknown_not_retried_and_alerted_to_the_team(
+    fault, warehouse_day, sponsor, monkeypatch, tmp_path, db
+):
+    from aiosmtpd.controller import Controller
+
+    team = f"data-team-{uuid.uuid4().hex[:8]}@example.net"
+    monkeypatch.setenv("MF_ALERT_EMAIL", team)
+    maildir = tmp_path / "maildir"
+    handler = _BreaksAfterData(maildir, fault)
+    server = Controller(handler, hostname="127.0.0.1", port=_free_port())
+    server.start()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SMTP_DEFAULT",
+        json.dumps(
+            {
+                "conn_type": "smtp",
+                "host": "127.0.0.1",
+                "port": server.port,
+                "extra": {
+                    "disable_tls": True,
+                    "disable_ssl": True,
+                    "timeout": 2,
+                    "retry_limit": 0,
+                    "from_email": "meterflow@localhost",
+                },
+            }
+        ),
+    )
+    run_id = "scheduled__1" if fault == "dropped" else None  # in a DAG run, or by hand
+    plan = delivery.make_plan({"period": DAY.isoformat(), "recipients": sponsor}, run_id=run_id)
+    try:
+        first = delivery.deliver(plan)
+        again = delivery.deliver(plan)  # a retry of the task, or a rerun
+        assert (first["status"], again["status"]) == ("unknown", "skipped")
+        assert "unknown outcome" in again["detail"] and "force=true" in again["detail"]
+        assert len(mails_to(maildir, sponsor)) == 1
+        assert db.execute(
+            "SELECT status, message_id FROM audit.delivery WHERE recipients = %s", (sponsor,)
+        ).fetchall() == [("unknown", first["message_id"])]
+
+        alert = db.execute(
+            "SELECT kind, state, summary FROM audit.alert WHERE incident LIKE 'delivery:%'"
+        ).fetchall()
+        assert [(k, s) for k, s, _ in alert] == [("delivery_unknown", "open")]
+        assert sponsor in alert[0][2] and "force=true" in alert[0][2]
+        (mail,) = mails_to(maildir, team)
+        assert "delivery unknown" in mail["Subject"]
+        assert all(m["X-Meterflow-Content-Hash"] for m in mails_to(maildir, sponsor))
+        assert sponsor not in str(mail["To"])
+
+        handler.faulty = False  # a person checked the mailbox and sends again
+        assert delivery.deliver(plan_for(sponsor, force=True))["status"] == "sent"
+    finally:
+        server.stop()
+    assert len(mails_to(maildir, sponsor)) == 2
+    assert db.execute(
+        "SELECT status, send_no FROM audit.delivery WHERE recipients = %s ORDER BY id", (sponsor,)
+    ).fetchall() == [("unknown", 1), ("sent", 2)]

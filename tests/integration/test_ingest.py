@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -197,11 +198,26 @@ def test_loaded_file_is_moved_to_processed_and_its_raw_bytes_are_on_s3(
 ):
     text = HEADER + "SMR89134A,15/01/2025 00:00,0.25\n"
     result = load(write(landing / "spreadsheets" / "a.csv", text), landing)
-    key = f"raw/spreadsheets/{NOW:%Y/%m/%d}/a.csv"
+    sha = hashlib.sha256(text.encode()).hexdigest()
+    key = f"raw/spreadsheets/{NOW:%Y/%m/%d}/{sha[:16]}/a.csv"
     assert batch_row(db, result.batch_id)["raw_s3_key"] == key
     assert s3_client.get_object(Bucket=bucket, Key=key)["Body"].read().decode() == text
     assert not (landing / "spreadsheets" / "a.csv").exists()
     assert (landing / "processed" / "spreadsheets" / "a.csv").read_text() == text
+
+
+def test_two_files_of_one_name_landed_on_one_day_keep_both_raw_copies(
+    db, landing, bucket, s3_client
+):
+    morning = HEADER + "SMR89134A,15/01/2025 00:00,0.25\n"
+    evening = HEADER + "SMR89134A,16/01/2025 00:00,0.5\n"
+    first = load(write(landing / "spreadsheets" / "a.csv", morning), landing)
+    second = load(write(landing / "spreadsheets" / "a.csv", evening), landing)
+
+    keys = [batch_row(db, r.batch_id)["raw_s3_key"] for r in (first, second)]
+    assert keys[0] != keys[1] and all(k.endswith("/a.csv") for k in keys)
+    copies = [s3_client.get_object(Bucket=bucket, Key=k)["Body"].read().decode() for k in keys]
+    assert copies == [morning, evening]
 
 
 def test_an_unreadable_file_goes_to_failed_with_its_error_and_loads_nothing(db, landing, bucket):

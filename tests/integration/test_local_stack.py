@@ -1,7 +1,8 @@
 """The local stand-ins answer through the same Airflow connections the DAGs use: S3 through
 S3Hook and aws_default's endpoint_url, SMTP through SmtpHook and smtp_default. A fresh clone in
-a folder the postgres OS user cannot traverse starts its stack, and what the stack stores
-(rows, objects) survives a restart."""
+a folder the postgres OS user cannot traverse starts its stack with `make services`, its
+PostgreSQL asks for the generated password (scram, never trust), a cluster made with trust is
+moved to it, and what the stack stores (rows, objects) survives a restart."""
 
 from __future__ import annotations
 
@@ -67,7 +68,11 @@ class Clone:
         subprocess.run(["git", "clone", "-q", str(REPO), str(self.home)], check=True)
         (self.home / ".venv").symlink_to(Path(sys.prefix))  # the venv running these tests
         self.ports = {"pg": _free_port(), "s3": _free_port(), "smtp": _free_port()}
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("MF_", "AIRFLOW"))}
+        self.env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("MF_", "AIRFLOW")) and k != "PGPASSFILE"
+        }
         self.env.update(
             MF_PG_PORT=str(self.ports["pg"]),
             MF_S3_PORT=str(self.ports["s3"]),
@@ -83,11 +88,18 @@ class Clone:
         assert done.returncode == 0, f"{command} failed:\n{done.stdout}\n{done.stderr}"
         return done.stdout
 
-    def warehouse(self):
+    @property
+    def pgpass(self) -> Path:
+        """The clone's libpq password file (written by its scripts/services.sh)."""
+        return self.home / "var" / "pg" / "pgpass"
+
+    def warehouse(self, user: str = "postgres", passfile: Path | None = None):
         import psycopg
 
-        url = f"postgresql://postgres@127.0.0.1:{self.ports['pg']}/meters"
-        return psycopg.connect(url, autocommit=True, connect_timeout=5)
+        url = f"postgresql://{user}@127.0.0.1:{self.ports['pg']}/meters"
+        return psycopg.connect(
+            url, autocommit=True, connect_timeout=5, passfile=str(passfile or self.pgpass)
+        )
 
     def s3(self):
         import boto3
@@ -107,7 +119,8 @@ def clone():
         pytest.skip("only root runs PostgreSQL as the postgres OS user")
     made = Clone()
     try:
-        made.start_output = made.run("scripts/services.sh", "start")
+        # -o: the venv is this one (linked), already installed: `setup` has nothing to do
+        made.start_output = made.run("make", "-o", ".venv/.installed", "services")
         yield made
     finally:
         subprocess.run(
@@ -124,6 +137,31 @@ def test_a_clone_in_a_folder_closed_to_postgres_starts_its_stack(clone):
     assert not data_dir.startswith(str(clone.folder))  # the cluster lives where postgres can go
     assert (clone.home / "var" / "pg").resolve() == Path(data_dir).parent
     assert "cannot reach" in clone.start_output  # and the user is told where it went
+
+
+def _refused_without_password(clone) -> bool:
+    import psycopg
+
+    try:
+        clone.warehouse("meterflow", passfile=Path(os.devnull)).close()
+    except psycopg.OperationalError as exc:
+        return "password" in str(exc)
+    return False
+
+
+def test_the_clones_postgres_asks_for_the_generated_password_of_every_role(clone):
+    password = clone.home / "var" / "pg" / "password"
+    assert stat.S_IMODE(password.stat().st_mode) == 0o600
+    assert stat.S_IMODE(clone.pgpass.stat().st_mode) == 0o600
+    assert _refused_without_password(clone)
+    for user in ("postgres", "meterflow", "airflow"):
+        with clone.warehouse(user) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == (user,)
+    with clone.warehouse() as conn:
+        rules = conn.execute(
+            "SELECT DISTINCT auth_method FROM pg_hba_file_rules WHERE error IS NULL"
+        ).fetchall()
+    assert rules == [("scram-sha-256",)]
 
 
 def test_a_clone_postgres_can_reach_nowhere_stops_with_a_clear_error():
@@ -184,6 +222,7 @@ def test_archived_readings_come_back_value_for_value_after_a_restart_of_the_stac
 
     url = f"postgresql://meterflow@127.0.0.1:{clone.ports['pg']}/meters"
     s3 = {"endpoint_url": f"http://127.0.0.1:{clone.ports['s3']}", "region_name": "eu-west-2"}
+    monkeypatch.setenv("PGPASSFILE", str(clone.pgpass))
     monkeypatch.setenv("AIRFLOW_CONN_METER_WAREHOUSE", url)
     monkeypatch.setenv("MF_S3_BUCKET", "meterflow")
     monkeypatch.setenv(
@@ -205,6 +244,36 @@ def test_archived_readings_come_back_value_for_value_after_a_restart_of_the_stac
     archive.restore(source="A", first_day=rows[0][1].date(), last_day=CUTOFF.date())
     with psycopg.connect(url, autocommit=True) as conn:
         assert _table(conn, "A") == rows
+
+
+def test_a_cluster_made_with_trust_is_moved_to_the_generated_password_on_start(clone):
+    """A cluster made by the earlier scripts (trust, no password, no password file): the next
+    start sets a generated password on its roles and switches it to scram; nothing is lost."""
+    with clone.warehouse() as conn:
+        hba = conn.execute("SELECT current_setting('hba_file')").fetchone()[0]
+        conn.execute("CREATE TABLE IF NOT EXISTS kept_through_auth (n int)")
+        conn.execute("INSERT INTO kept_through_auth VALUES (7)")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+        subprocess.run(
+            [*as_postgres, "sed", "-i", "-E", "s/scram-sha-256[[:space:]]*$/trust/", hba],
+            check=True,
+        )
+        conn.execute("SELECT pg_reload_conf()")
+        for role in ("postgres", "meterflow", "airflow"):
+            conn.execute(f"ALTER ROLE {role} PASSWORD NULL")
+    (clone.home / "var" / "pg" / "password").unlink()
+    clone.pgpass.unlink()
+    assert not _refused_without_password(clone)  # trust: anyone on this machine gets in
+
+    out = clone.run("make", "-o", ".venv/.installed", "services")
+
+    assert "switching" in out and "scram-sha-256" in out
+    assert _refused_without_password(clone)
+    with clone.warehouse() as conn:
+        assert conn.execute("SELECT n FROM kept_through_auth").fetchall() == [(7,)]
+    for user in ("meterflow", "airflow"):
+        with clone.warehouse(user) as conn:
+            assert conn.execute("SELECT current_user").fetchone() == (user,)
 
 
 def test_make_clean_deletes_the_cluster_kept_outside_the_clone(clone):

@@ -1,8 +1,9 @@
 """docker-compose.yaml is the same system as the local stack, for a team.
 
 No Docker engine runs here, so the file is checked by parsing it (PyYAML resolves the
-anchors and merge keys as Compose does) and interpolating ``${VAR:-default}`` with an empty
-environment, i.e. what ``docker compose up`` sees on a fresh clone with no .env file.
+anchors and merge keys as Compose does) and interpolating ``${VAR:-default}`` with an
+environment that sets only the required secrets, i.e. what ``docker compose up`` sees on a fresh
+clone whose .env sets those (without them, Compose refuses to start: tested below).
 """
 
 from __future__ import annotations
@@ -87,7 +88,11 @@ def variables(value) -> dict[str, str | None]:
     return found
 
 
-COMPOSE = interpolate(RAW)
+# The secrets with no default (${VAR:?message}): Compose stops until .env sets each of them.
+REQUIRED = {"AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "_AIRFLOW_WWW_USER_PASSWORD"}
+REQUIRED.add("MF_STREAM_TOKEN")
+SECRETS = {name: f"from-dot-env-{name.lower()}" for name in REQUIRED}
+COMPOSE = interpolate(RAW, SECRETS)
 SVC: dict[str, dict] = COMPOSE["services"]
 
 
@@ -382,7 +387,40 @@ def test_env_example_lists_every_variable_with_the_default_the_file_uses():
                 f"{name}: .env.example {example[name]!r} != {default!r}"
             )
     defaults = {k: v for k, v in used.items() if v is not None}
-    assert interpolate(RAW, defaults) == COMPOSE
+    assert interpolate(RAW, {**defaults, **SECRETS}) == COMPOSE
+    # Copying .env.example gives no known secret: the required ones are empty there.
+    assert {name: example[name] for name in REQUIRED} == dict.fromkeys(REQUIRED, "")
+
+
+def test_compose_refuses_to_start_without_each_secret_naming_it():
+    assert {name for name, default in variables(RAW).items() if default is None} >= REQUIRED
+    for name in sorted(REQUIRED):
+        for value in (None, ""):  # unset, or left empty as in .env.example
+            env = {k: v for k, v in SECRETS.items() if k != name}
+            if value is not None:
+                env[name] = value
+            with pytest.raises(KeyError, match=f"{name} is required: set {name} in .env"):
+                interpolate(RAW, env)
+
+
+def test_the_secrets_reach_the_components_that_use_them():
+    assert (
+        env_of("airflow-scheduler")["AIRFLOW__API_AUTH__JWT_SECRET"]
+        == SECRETS["AIRFLOW_JWT_SECRET"]
+    )
+    assert (
+        env_of("airflow-apiserver")["AIRFLOW__API__SECRET_KEY"] == SECRETS["AIRFLOW_API_SECRET_KEY"]
+    )
+    assert (
+        env_of("airflow-init")["_AIRFLOW_WWW_USER_PASSWORD"]
+        == SECRETS["_AIRFLOW_WWW_USER_PASSWORD"]
+    )
+    assert env_of("meter-stream")["MF_STREAM_TOKEN"] == SECRETS["MF_STREAM_TOKEN"]
+
+
+def test_alerts_have_no_default_recipient_and_never_default_to_the_sponsor():
+    env = env_of("airflow-worker")
+    assert env["MF_ALERT_EMAIL"] == "" and env["MF_SPONSOR_EMAIL"]
 
 
 def test_env_file_itself_is_git_ignored():

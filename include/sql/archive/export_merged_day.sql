@@ -1,7 +1,9 @@
 -- A day that is already archived and got late readings since: the archived rows (_archived,
 -- loaded from the day's Parquet; an object of schema version 1 has no channel and loads as
 -- E1) and the warehouse's rows merged with the promotion rule, per (meter, channel,
--- interval) — a reading replaces the archived one only with a strictly better quality.
+-- interval), exactly as include/sql/segregate/classify_source.sql states it: the higher
+-- quality rank wins; on the same rank the newer batch (the larger batch_id) wins, and on the
+-- same batch the warehouse's reading (a correction promoted after the archive is kept).
 COPY (
     SELECT DISTINCT ON (meter_id, channel, interval_start_us)
            meter_id, channel, interval_start_us, kwh, quality, batch_id, ingested_at_us
@@ -14,5 +16,5 @@ COPY (
               FROM {table}
              WHERE interval_start >= %(start)s AND interval_start < %(end)s) r
      ORDER BY meter_id, channel, interval_start_us, meter.quality_rank(quality) DESC,
-              archived DESC
+              batch_id DESC, archived
 ) TO STDOUT (FORMAT csv)

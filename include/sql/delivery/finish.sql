@@ -1,4 +1,5 @@
--- Record how a claimed send ended: 'sent' (the SMTP server accepted it) or 'failed'.
+-- Record how a claimed send ended: 'sent' (the SMTP server accepted it), 'failed' (nothing
+-- went) or 'unknown' (the connection broke after the message data was sent).
 UPDATE audit.delivery
    SET status = %(status)s,
        message_id = coalesce(%(message_id)s, message_id),
